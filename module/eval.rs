@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The one place where Portcullis decides whether a file may run.
+
+use core::sync::atomic::Ordering;
+use kernel::prelude::*;
+
+use crate::audit::{self, Event};
+use crate::cache::Cached;
+use crate::digest;
+use crate::ffi::{File, FileIdentity};
+use crate::policy::{Digest, Lookup, Policy};
+use crate::state::State;
+use crate::uapi::{mode, reason, verdict};
+
+/// What a hook hands to the evaluator.
+pub(crate) struct Context {
+    /// One of `uapi::hook`.
+    pub(crate) hook: u8,
+    /// The file to be executed or mapped executable; valid for the whole
+    /// evaluation because the hook's caller holds a reference to it.
+    pub(crate) file: *mut File,
+}
+
+/// The evaluator's answer to a hook.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Allow,
+    Deny,
+}
+
+/// Where the digest of a file came from in one evaluation.
+struct Measured {
+    identity: FileIdentity,
+    digest: Result<Digest>,
+    cached: Option<Cached>,
+}
+
+fn measure(state: &State, file: *mut File) -> Measured {
+    let identity = digest::identity(file);
+    let cached = state.cache.lock().get(&identity);
+    let digest = match &cached {
+        Some(cached) => Ok(cached.digest),
+        // Hashed without holding the cache lock: reading may sleep long.
+        None => digest::sha256(file),
+    };
+    Measured {
+        identity,
+        digest,
+        cached,
+    }
+}
+
+/// Looks the file up in `policy`, using the cached lookup when it was made
+/// under this policy generation. Reads the path only when the lookup needs it.
+fn look_up(policy: &Policy, measured: &Measured, digest: &Digest, file: *mut File) -> Lookup {
+    if let Some((generation, lookup)) = measured.cached.and_then(|c| c.lookup) {
+        if generation == policy.generation {
+            return lookup;
+        }
+    }
+    if !policy.needs_path(digest) {
+        return policy.lookup(digest, None);
+    }
+    match digest::path(file) {
+        Ok(path) => policy.lookup(digest, Some(&path)),
+        Err(_) => Lookup::PathMismatch,
+    }
+}
+
+/// Records the digest and, when it does not depend on the path, the lookup.
+fn remember(state: &State, measured: &Measured, digest: &Digest, policy: &Policy, lookup: Lookup) {
+    let path_dependent = policy.needs_path(digest);
+    let cached = Cached {
+        digest: *digest,
+        lookup: if path_dependent {
+            None
+        } else {
+            Some((policy.generation, lookup))
+        },
+        reported_generation: measured.cached.and_then(|c| c.reported_generation),
+    };
+    // A failed insert only costs a hash on the next use.
+    let _ = state.cache.lock().put(&measured.identity, cached);
+}
+
+/// Decides whether the file in `ctx` may be executed or mapped executable,
+/// reports the decision, and counts it.
+pub(crate) fn evaluate(state: &State, ctx: &Context) -> Decision {
+    let current_mode = state.mode();
+    if current_mode == mode::OFF {
+        return Decision::Allow;
+    }
+
+    let policy = state.policy();
+    let measured = measure(state, ctx.file);
+    let (lookup, why) = match &measured.digest {
+        Ok(digest) => {
+            let lookup = look_up(&policy, &measured, digest, ctx.file);
+            remember(state, &measured, digest, &policy, lookup);
+            let why = match lookup {
+                Lookup::Approved => reason::APPROVED,
+                Lookup::PathMismatch => reason::PATH_MISMATCH,
+                Lookup::NotInPolicy => reason::NOT_IN_POLICY,
+            };
+            (lookup, why)
+        }
+        Err(_) => (Lookup::NotInPolicy, reason::DIGEST_FAILED),
+    };
+
+    let approved = lookup == Lookup::Approved;
+    let decision = if approved || current_mode != mode::ENFORCE {
+        Decision::Allow
+    } else {
+        Decision::Deny
+    };
+    count(state, ctx.hook, decision);
+
+    if should_report(state, &measured, &policy, current_mode, approved, decision) {
+        report(state, ctx, &measured, &policy, current_mode, decision, why);
+    }
+    decision
+}
+
+fn count(state: &State, hook: u8, decision: Decision) {
+    let Some(counters) = state.hooks.get(hook as usize) else {
+        return;
+    };
+    match decision {
+        Decision::Allow => counters.allowed.fetch_add(1, Ordering::Relaxed),
+        Decision::Deny => counters.denied.fetch_add(1, Ordering::Relaxed),
+    };
+}
+
+/// Denials are always reported. In learn mode an unapproved file is reported
+/// once per policy generation, so that the daemon learns it without a flood.
+/// Other allowed decisions are reported only when audit_allowed is set.
+fn should_report(
+    state: &State,
+    measured: &Measured,
+    policy: &Policy,
+    current_mode: u8,
+    approved: bool,
+    decision: Decision,
+) -> bool {
+    if decision == Decision::Deny {
+        return true;
+    }
+    if state.audit_allowed.load(Ordering::Relaxed) {
+        return true;
+    }
+    if current_mode != mode::LEARN || approved {
+        return false;
+    }
+    if measured.digest.is_err() {
+        return true;
+    }
+    let reported = measured.cached.and_then(|c| c.reported_generation);
+    if reported == Some(policy.generation) {
+        return false;
+    }
+    state
+        .cache
+        .lock()
+        .mark_reported(&measured.identity, policy.generation);
+    true
+}
+
+fn report(
+    state: &State,
+    ctx: &Context,
+    measured: &Measured,
+    policy: &Policy,
+    current_mode: u8,
+    decision: Decision,
+    why: u8,
+) {
+    let path = match digest::path(ctx.file) {
+        Ok(path) => path,
+        Err(_) => KVec::new(),
+    };
+    let event = Event {
+        hook: ctx.hook,
+        verdict: match decision {
+            Decision::Allow => verdict::ALLOW,
+            Decision::Deny => verdict::DENY,
+        },
+        reason: why,
+        mode: current_mode,
+        task: audit::current_task(),
+        path,
+        digest: measured.digest.as_ref().ok().copied(),
+        device: measured.identity.dev,
+        inode: measured.identity.ino,
+        generation: policy.generation,
+    };
+    audit::queue(state, event);
+}
