@@ -42,3 +42,15 @@ kernel_cache_key() {
 kernel_dir() {
 	echo "$PORTCULLIS_CACHE/kernel/6.12-$(kernel_cache_key)"
 }
+
+# Prints the first Debian mirror named in this machine's apt sources.
+apt_mirror() {
+	local uri
+	uri=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		awk '{print $2}' | grep -v security | head -n 1)
+	if [ -z "$uri" ]; then
+		uri=$(grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null |
+			awk '{print $2}' | grep -v security | head -n 1)
+	fi
+	[ -n "$uri" ] && echo "$uri"
+}

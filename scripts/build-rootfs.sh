@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds a Debian bookworm minbase root file system with debootstrap into the
+# cache, keyed by the suite and the package list, and prints its directory.
+# The mirror comes from this machine's apt sources.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+suite=bookworm
+# Libraries beyond minbase that the library inventory looks for, and busybox
+# for its embedded version string.
+include=busybox,libssl3,libexpat1,libsqlite3-0,libxml2,zlib1g
+
+key=$(printf '%s\n' "$suite" "$include" minbase v1 | sha256sum | cut -c1-16)
+dir="$PORTCULLIS_CACHE/rootfs/$suite-$key"
+if [ -f "$dir/.portcullis-complete" ]; then
+	echo "$dir/root"
+	exit 0
+fi
+
+mirror=$(apt_mirror) || die "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d"
+command -v debootstrap >/dev/null || die "debootstrap not found; run 'make setup' first"
+
+echo "rootfs: debootstrap $suite minbase into $dir (a few minutes)" >&2
+rm -rf "$dir"
+mkdir -p "$dir"
+debootstrap --variant=minbase --include="$include" "$suite" "$dir/root" "$mirror" \
+	>"$dir/debootstrap.log" 2>&1 ||
+	{ tail -n 20 "$dir/debootstrap.log" >&2; die "debootstrap failed; log: $dir/debootstrap.log"; }
+# apt's package lists, for apt-cache queries inside the guest.
+chroot "$dir/root" apt-get update -q >>"$dir/debootstrap.log" 2>&1 ||
+	echo "rootfs: apt-get update in the chroot failed; apt-cache will know only installed packages" >&2
+touch "$dir/.portcullis-complete"
+echo "$dir/root"
