@@ -10,6 +10,11 @@ suite=bookworm
 # for its embedded version string.
 include=busybox,libssl3,libexpat1,libsqlite3-0,libxml2,zlib1g
 
+mkdir -p "$PORTCULLIS_CACHE/rootfs"
+# One build at a time: a second caller waits, then reuses the result.
+exec 9>"$PORTCULLIS_CACHE/rootfs/.lock"
+flock 9
+
 key=$(printf '%s\n' "$suite" "$include" minbase v1 | sha256sum | cut -c1-16)
 dir="$PORTCULLIS_CACHE/rootfs/$suite-$key"
 if [ -f "$dir/.portcullis-complete" ]; then
