@@ -371,13 +371,14 @@ void pc_module_pin(void)
 static const struct nla_policy pc_entry_policy[PC_ENTRY_ATTR_MAX + 1] = {
 	[PC_ENTRY_ATTR_DIGEST] = NLA_POLICY_EXACT_LEN(PC_DIGEST_LEN),
 	[PC_ENTRY_ATTR_PATH] = { .type = NLA_NUL_STRING, .len = PC_PATH_MAX - 1 },
-	[PC_ENTRY_ATTR_FLAGS] = NLA_POLICY_MASK(NLA_U32, PC_ENTRY_FLAGS_ALL),
+	[PC_ENTRY_ATTR_FLAGS] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy pc_policy[PC_ATTR_MAX + 1] = {
-	[PC_ATTR_MODE] = NLA_POLICY_MAX(NLA_U8, PC_MODE_ENFORCE),
+	/* Ranges are checked in netlink.rs, which answers EINVAL, not ERANGE. */
+	[PC_ATTR_MODE] = { .type = NLA_U8 },
 	[PC_ATTR_ENTRIES] = NLA_POLICY_NESTED_ARRAY(pc_entry_policy),
-	[PC_ATTR_AUDIT_ALLOWED] = NLA_POLICY_MAX(NLA_U8, 1),
+	[PC_ATTR_AUDIT_ALLOWED] = { .type = NLA_U8 },
 	[PC_ATTR_ENTRY_COUNT] = { .type = NLA_U32 },
 };
 

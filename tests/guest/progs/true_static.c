@@ -1,0 +1,5 @@
+/* A static program that does nothing, the smallest exec for benchmarks. */
+int main(void)
+{
+	return 0;
+}
