@@ -31,7 +31,7 @@ cargo-test:
 qemu-test: module userspace
 	bash tests/qemu/run-guest-tests
 
-host-test: userspace
+host-test: module userspace
 	bash tests/host/run
 
 # The main job: a Debian root file system, its policy, enforcement, a real
