@@ -24,13 +24,19 @@
 //!   [`Policy::save_atomic`] read and write the file. [`Policy::add`] is for
 //!   learn mode.
 //! - [`diff`] and [`merge`] compare and combine two policies.
+//! - [`generate`] walks a root file system and builds a policy from its
+//!   executables, shared objects and scripts.
 
 mod diff;
 mod digest;
+mod elf;
 mod error;
 mod format;
+mod generate;
+mod resolve;
 
 pub use diff::{diff, merge, Change, Conflict, Diff, MergeError, Merged, Side};
 pub use digest::{Digest, InvalidDigest};
 pub use error::PolicyError;
 pub use format::{Entry, Kind, Policy, FORMAT, GENERATOR, SUPPORTED_VERSIONS, VERSION};
+pub use generate::{generate, Counts, GenerateError, GenerateOptions, Generated, Progress, Warning};
