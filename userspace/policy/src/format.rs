@@ -380,23 +380,57 @@ fn deserialize_entries<'de, D: Deserializer<'de>>(
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            // Positions of the entries read so far, for the duplicate message.
-            let mut indexes: BTreeMap<String, usize> = BTreeMap::new();
             let mut entries = BTreeMap::new();
-            while let Some(entry) = seq.next_element::<Entry>()? {
-                let index = entries.len();
-                if let Some(first) = indexes.get(&entry.path) {
-                    return Err(de::Error::custom(format!(
-                        "duplicate path {} in entries[{index}]: entries[{first}] has the same path",
-                        entry.path
-                    )));
-                }
-                indexes.insert(entry.path.clone(), index);
+            let mut indexes = BTreeMap::new();
+            let mut index = 0;
+            while let Some(entry) = seq.next_element_seed(UniqueEntry { indexes: &mut indexes, index })? {
                 entries.insert(entry.path.clone(), entry);
+                index += 1;
             }
             Ok(entries)
         }
     }
 
     deserializer.deserialize_seq(EntriesVisitor)
+}
+
+/// Reads the entry at `index` and rejects it when an earlier entry has the
+/// same path.
+///
+/// The check runs inside the entry's own map visitor rather than in the
+/// array's, because serde_json stamps an error from a visitor with the
+/// position where that value ends. Here that is the duplicate entry's closing
+/// brace. From the array visitor it would be the end of the whole array.
+struct UniqueEntry<'a> {
+    /// Index of each path read so far.
+    indexes: &'a mut BTreeMap<String, usize>,
+    index: usize,
+}
+
+impl<'de> de::DeserializeSeed<'de> for UniqueEntry<'_> {
+    type Value = Entry;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Entry, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueEntry<'_> {
+    type Value = Entry;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an entry object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
+        let entry = Entry::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        if let Some(first) = self.indexes.get(&entry.path) {
+            return Err(de::Error::custom(format!(
+                "duplicate path {} in entries[{}]: entries[{first}] has the same path",
+                entry.path, self.index
+            )));
+        }
+        self.indexes.insert(entry.path.clone(), self.index);
+        Ok(entry)
+    }
 }
