@@ -7,6 +7,7 @@
 //! or speaks another protocol version, 4 (`policy diff`) the policies differ.
 
 mod module_cmds;
+mod policy_cmds;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -43,7 +44,7 @@ enum Command {
     Events(module_cmds::EventsArgs),
     /// Work with policies.
     #[command(subcommand)]
-    Policy(module_cmds::PolicyCommand),
+    Policy(policy_cmds::PolicyCommand),
     /// Send a raw request to the module, to test its input checks.
     #[command(hide = true)]
     DebugRaw(module_cmds::RawArgs),
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
         Command::Lock => module_cmds::lock(),
         Command::AuditAllowed { setting } => module_cmds::audit_allowed(setting == "on"),
         Command::Events(args) => module_cmds::events(args),
-        Command::Policy(command) => module_cmds::policy(command),
+        Command::Policy(command) => policy_cmds::run(command),
         Command::DebugRaw(args) => module_cmds::raw(args),
     };
     match result {

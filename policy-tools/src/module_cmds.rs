@@ -1,7 +1,7 @@
 //! Commands that talk to the kernel module.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
+use clap::Args;
 use portcullis_netlink::{Client, Entry, Event, Mode, Status};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -138,22 +138,13 @@ pub(crate) fn events(args: EventsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Subcommand)]
-pub(crate) enum PolicyCommand {
-    /// Hash files here and add them to the policy in force.
-    Add {
-        /// Approve each digest only at the file's own path.
-        #[arg(long)]
-        path_bound: bool,
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
-}
-
-pub(crate) fn policy(command: PolicyCommand) -> Result<ExitCode> {
-    match command {
-        PolicyCommand::Add { path_bound, files } => policy_add(path_bound, &files),
-    }
+#[derive(Args)]
+pub(crate) struct AddArgs {
+    /// Approve each digest only at the file's own path.
+    #[arg(long)]
+    path_bound: bool,
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
 }
 
 fn sha256_file(path: &PathBuf) -> Result<[u8; 32]> {
@@ -170,7 +161,8 @@ fn sha256_file(path: &PathBuf) -> Result<[u8; 32]> {
     Ok(hasher.finalize().into())
 }
 
-fn policy_add(path_bound: bool, files: &[PathBuf]) -> Result<ExitCode> {
+pub(crate) fn policy_add(args: AddArgs) -> Result<ExitCode> {
+    let (path_bound, files) = (args.path_bound, &args.files);
     let mut entries = Vec::with_capacity(files.len());
     for file in files {
         let canonical = file

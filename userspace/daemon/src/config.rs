@@ -170,6 +170,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let err = parse(r#"{"mode": "learn", "policy": "/p", "polcy": "/x"}"#).unwrap_err();
+        assert_eq!(err.key, "polcy");
         assert!(err.message.contains("unknown field `polcy`"), "{err}");
         assert!(err.to_string().contains("portcullis.json"), "{err}");
     }
@@ -177,7 +178,7 @@ mod tests {
     #[test]
     fn unknown_nested_key_is_named_with_its_path() {
         let err = parse(r#"{"mode": "learn", "policy": "/p", "audit_log": {"path": "/l", "size": 5}}"#).unwrap_err();
-        assert_eq!(err.key, "audit_log");
+        assert_eq!(err.key, "audit_log.size");
         assert!(err.message.contains("unknown field `size`"), "{err}");
     }
 
