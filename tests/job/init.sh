@@ -1,0 +1,149 @@
+#!/bin/bash
+# PID 1 of the main job's guest, a Debian root file system whose policy was
+# generated offline. It starts portcullisd in enforce mode, runs the workload,
+# tries foreign code, then tests reload, daemon death and learn mode. Results
+# are TAP lines; JOB-SUMMARY and AUDIT lines are read by scripts/main-job.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LC_ALL=C HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -o remount,rw /
+mkdir -p /var/log/portcullis /var/lib/portcullis
+
+ok() { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; }
+check() { local desc=$1; shift; if "$@"; then ok "$desc"; else not_ok "$desc"; fi; }
+status_field() {
+	portcullis status --json | sed -n "s/^ *\"$1\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" | head -n 1
+}
+denied_total() {
+	portcullis status --json | awk -F': ' '/"denied"/ {gsub(/[^0-9]/, "", $2); n += $2} END {print n + 0}'
+}
+allowed_total() {
+	portcullis status --json | awk -F': ' '/"allowed"/ {gsub(/[^0-9]/, "", $2); n += $2} END {print n + 0}'
+}
+config() { # config MODE POLICY
+	printf '{\n  "mode": "%s",\n  "policy": "%s",\n  "audit_log": {"path": "/var/log/portcullis/audit.log"}\n}\n' \
+		"$1" "$2" >/etc/portcullis/portcullis.json
+}
+start_daemon() {
+	portcullisd --config /etc/portcullis/portcullis.json >>/var/log/portcullis/daemon.log 2>&1 &
+	DAEMON=$!
+	for _ in $(seq 100); do
+		grep -q "running; audit log" /var/log/portcullis/daemon.log && return 0
+		kill -0 $DAEMON 2>/dev/null || break
+		sleep 0.2
+	done
+	cat /var/log/portcullis/daemon.log | sed 's/^/# /'
+	return 1
+}
+# patch_copy SOURCE DEST: a copy whose last byte, in the ELF section headers
+# the loader ignores, differs.
+patch_copy() {
+	cp "$1" "$2"
+	local size last byte
+	size=$(stat -c %s "$2")
+	last=$(tail -c 1 "$2" | od -An -tu1 | tr -d ' ')
+	if [ "$last" = 1 ]; then byte='\002'; else byte='\001'; fi
+	printf "$byte" | dd of="$2" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
+}
+expect_denied() { # expect_denied DESCRIPTION PATH [ARGS...]
+	local desc=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		not_ok "$desc"
+	elif [[ "$out" == *"Permission denied"* ]]; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		echo "# $out"
+	fi
+}
+audit_lines() { # audit_lines PATH: prints the audit log lines for PATH
+	grep -h "\"path\":\"$1\"" /var/log/portcullis/audit.log* 2>/dev/null | sed 's/^/AUDIT /'
+}
+
+echo "PORTCULLIS-GUEST-START main-job"
+
+# 1. The daemon loads the policy generated offline and enforces it.
+check "module loads" insmod /opt/portcullis/portcullis.ko
+config enforce /etc/portcullis/policy.json
+check "daemon starts in enforce mode" start_daemon
+check "module is in enforce mode" [ "$(status_field mode)" = enforce ]
+echo "JOB-SUMMARY policy_entries $(status_field policy_size)"
+
+/opt/portcullis-job/workload.sh
+workload_denied=$(denied_total)
+check "workload ran with no denial" [ "$workload_denied" = 0 ]
+
+# 2. Foreign code is refused and audited.
+cp /opt/portcullis-job/foreign/static-hello /tmp/static-hello
+chmod +x /tmp/static-hello
+expect_denied "fresh static binary is refused" /tmp/static-hello
+patch_copy /usr/bin/ls /tmp/ls-patched
+expect_denied "patched copy of an approved binary is refused" /tmp/ls-patched /
+printf '#!/bin/sh\necho foreign script ran\n' >/tmp/foreign.sh
+chmod +x /tmp/foreign.sh
+expect_denied "script in /tmp is refused" /tmp/foreign.sh
+sleep 2
+for path in /tmp/static-hello /tmp/ls-patched /tmp/foreign.sh; do
+	lines=$(audit_lines "$path")
+	if [[ "$lines" == *'"verdict":"deny"'* ]]; then
+		ok "audit log has the denial of $path"
+		echo "$lines" | head -n 1
+	else
+		not_ok "audit log has the denial of $path"
+	fi
+done
+echo "JOB-SUMMARY allowed $(allowed_total)"
+echo "JOB-SUMMARY denied $(denied_total)"
+
+# 3. SIGHUP with a corrupt policy keeps the policy in force.
+generation=$(status_field policy_generation)
+cp /etc/portcullis/policy.json /tmp/policy.good
+head -c 100 /tmp/policy.good >/etc/portcullis/policy.json
+kill -HUP $DAEMON
+sleep 2
+check "corrupt policy on SIGHUP is rejected in the log" grep -q "rejected new policy" /var/log/portcullis/daemon.log
+check "policy generation unchanged after the rejected reload" [ "$(status_field policy_generation)" = "$generation" ]
+check "approved programs still run after the rejected reload" /opt/portcullis-job/check-system.sh
+expect_denied "foreign code still refused after the rejected reload" /tmp/static-hello
+cp /tmp/policy.good /etc/portcullis/policy.json
+
+# 4. Killing the daemon leaves the module enforcing the last policy.
+kill -9 $DAEMON
+wait $DAEMON 2>/dev/null
+check "module still in enforce mode without the daemon" [ "$(status_field mode)" = enforce ]
+check "policy still in force without the daemon" [ "$(status_field policy_generation)" = "$generation" ]
+check "approved programs run without the daemon" /opt/portcullis-job/check-system.sh
+expect_denied "foreign code refused without the daemon" /tmp/ls-patched /
+
+# 5. Learn mode: learn the workload, switch to enforce with the learned
+# policy by SIGHUP, and run the same workload with no denial.
+rm -f /var/lib/portcullis/learned.json
+config learn /var/lib/portcullis/learned.json
+check "daemon starts in learn mode" start_daemon
+/opt/portcullis-job/workload.sh >/tmp/learn-run.tap
+check "workload runs in learn mode" bash -c "! grep -q '^not ok' /tmp/learn-run.tap"
+sleep 3
+check "learn mode wrote a policy" [ -s /var/lib/portcullis/learned.json ]
+learned=$(grep -c '"sha256"' /var/lib/portcullis/learned.json)
+echo "# learned $learned entries"
+before=$(denied_total)
+config enforce /var/lib/portcullis/learned.json
+kill -HUP $DAEMON
+sleep 2
+check "switched to enforce with the learned policy" [ "$(status_field mode)" = enforce ]
+/opt/portcullis-job/workload.sh | sed 's/^\(not \)\{0,1\}ok - /&learned policy: /'
+check "learned policy runs the workload with zero denials" [ "$(denied_total)" = "$before" ]
+expect_denied "learned policy still refuses foreign code" /tmp/static-hello
+kill $DAEMON
+wait $DAEMON 2>/dev/null
+
+echo "PORTCULLIS-GUEST-END main-job"
+sync
+busybox reboot -f
