@@ -5,7 +5,9 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use object::elf::{FileHeader32, FileHeader64, DF_1_PIE, DT_FLAGS_1, ET_DYN, ET_EXEC, PT_INTERP};
+use object::elf::{
+    FileHeader32, FileHeader64, DF_1_PIE, DT_FLAGS_1, DT_SONAME, ET_DYN, ET_EXEC, PT_INTERP,
+};
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
 use object::{Endianness, ReadCache};
 
@@ -62,9 +64,12 @@ fn classify_elf(file: &File, class: Option<u8>) -> Kind {
     kind.unwrap_or(Kind::Other)
 }
 
-/// Classifies by e_type. ET_DYN is both a shared object and a PIE
-/// executable. A PIE has PT_INTERP, or for a static PIE, DF_1_PIE in
-/// DT_FLAGS_1. Returns `None` when the headers do not parse.
+/// Classifies by e_type. ET_DYN is used both for shared objects and for
+/// PIE executables, so for ET_DYN the dynamic section decides: DF_1_PIE in
+/// DT_FLAGS_1 marks an executable, and DT_SONAME marks a shared object.
+/// Without either, PT_INTERP marks an executable. PT_INTERP alone is not
+/// enough, because glibc's libc.so.6 has one so that it can be run.
+/// Returns `None` when the headers do not parse.
 fn classify_header<Elf: FileHeader<Endian = Endianness>>(
     data: &ReadCache<&File>,
 ) -> Option<Kind> {
@@ -72,33 +77,53 @@ fn classify_header<Elf: FileHeader<Endian = Endianness>>(
     let endian = header.endian().ok()?;
     let program_headers = header.program_headers(endian, data).ok()?;
 
-    let has_interpreter = program_headers.iter().any(|ph| ph.p_type(endian) == PT_INTERP);
     let kind = match header.e_type(endian) {
         ET_EXEC => Kind::ElfExecutable,
-        ET_DYN if has_interpreter || has_pie_flag::<Elf>(program_headers, endian, data) => {
-            Kind::ElfExecutable
+        ET_DYN => {
+            let dynamic = read_dynamic::<Elf>(program_headers, endian, data);
+            let has_interpreter = program_headers.iter().any(|ph| ph.p_type(endian) == PT_INTERP);
+            if dynamic.pie || (has_interpreter && !dynamic.soname) {
+                Kind::ElfExecutable
+            } else {
+                Kind::ElfSharedObject
+            }
         }
-        ET_DYN => Kind::ElfSharedObject,
         _ => Kind::Other,
     };
     Some(kind)
 }
 
-/// Returns whether the dynamic section sets DF_1_PIE. A dynamic section that
-/// does not parse counts as unset.
-fn has_pie_flag<Elf: FileHeader<Endian = Endianness>>(
+/// The dynamic section flags that tell a PIE from a shared object.
+#[derive(Default)]
+struct DynamicFlags {
+    /// DT_FLAGS_1 has DF_1_PIE.
+    pie: bool,
+    /// DT_SONAME is present.
+    soname: bool,
+}
+
+/// Reads the dynamic section. A dynamic section that does not parse counts
+/// as empty.
+fn read_dynamic<Elf: FileHeader<Endian = Endianness>>(
     program_headers: &[Elf::ProgramHeader],
     endian: Endianness,
     data: &ReadCache<&File>,
-) -> bool {
-    program_headers
+) -> DynamicFlags {
+    let mut flags = DynamicFlags::default();
+    let entries = program_headers
         .iter()
         .filter_map(|ph| ph.dynamic(endian, data).ok().flatten())
-        .flatten()
-        .any(|entry| {
-            entry.tag32(endian) == Some(DT_FLAGS_1)
-                && entry.val32(endian).is_some_and(|flags| flags & DF_1_PIE != 0)
-        })
+        .flatten();
+    for entry in entries {
+        match entry.tag32(endian) {
+            Some(DT_FLAGS_1) => {
+                flags.pie |= entry.val32(endian).is_some_and(|value| value & DF_1_PIE != 0)
+            }
+            Some(DT_SONAME) => flags.soname = true,
+            _ => {}
+        }
+    }
+    flags
 }
 
 #[cfg(test)]
@@ -116,6 +141,17 @@ mod tests {
     fn classify_host_executable() {
         let file = File::open("/bin/true").unwrap();
         assert_eq!(classify(&file, 0o755).unwrap(), Some(Kind::ElfExecutable));
+    }
+
+    #[test]
+    fn classify_runnable_libc_as_shared_object() {
+        // glibc's libc.so.6 has PT_INTERP but also DT_SONAME.
+        let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).is_file())
+            .expect("no host libc.so.6");
+        let file = File::open(libc).unwrap();
+        assert_eq!(classify(&file, 0o755).unwrap(), Some(Kind::ElfSharedObject));
     }
 
     #[test]

@@ -35,10 +35,11 @@ pub const GENERATOR: &str = concat!("portcullis ", env!("CARGO_PKG_VERSION"));
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
-    /// An ELF file that can be run: ET_EXEC, or ET_DYN with PT_INTERP or
-    /// the DF_1_PIE flag (a PIE executable).
+    /// An ELF executable: ET_EXEC, or a PIE (ET_DYN with the DF_1_PIE flag,
+    /// or with PT_INTERP and no DT_SONAME).
     ElfExecutable,
-    /// An ELF ET_DYN file that is not an executable: a library or plugin.
+    /// An ELF ET_DYN file that is not a PIE: a library, a plugin or the
+    /// dynamic loader.
     ElfSharedObject,
     /// A file that starts with `#!` and has an execute bit set.
     Script,
