@@ -70,9 +70,7 @@ fn classify_elf(file: &File, class: Option<u8>) -> Kind {
 /// Without either, PT_INTERP marks an executable. PT_INTERP alone is not
 /// enough, because glibc's libc.so.6 has one so that it can be run.
 /// Returns `None` when the headers do not parse.
-fn classify_header<Elf: FileHeader<Endian = Endianness>>(
-    data: &ReadCache<&File>,
-) -> Option<Kind> {
+fn classify_header<Elf: FileHeader<Endian = Endianness>>(data: &ReadCache<&File>) -> Option<Kind> {
     let header = Elf::parse(data).ok()?;
     let endian = header.endian().ok()?;
     let program_headers = header.program_headers(endian, data).ok()?;
@@ -81,7 +79,9 @@ fn classify_header<Elf: FileHeader<Endian = Endianness>>(
         ET_EXEC => Kind::ElfExecutable,
         ET_DYN => {
             let dynamic = read_dynamic::<Elf>(program_headers, endian, data);
-            let has_interpreter = program_headers.iter().any(|ph| ph.p_type(endian) == PT_INTERP);
+            let has_interpreter = program_headers
+                .iter()
+                .any(|ph| ph.p_type(endian) == PT_INTERP);
             if dynamic.pie || (has_interpreter && !dynamic.soname) {
                 Kind::ElfExecutable
             } else {
@@ -117,7 +117,9 @@ fn read_dynamic<Elf: FileHeader<Endian = Endianness>>(
     for entry in entries {
         match entry.tag32(endian) {
             Some(DT_FLAGS_1) => {
-                flags.pie |= entry.val32(endian).is_some_and(|value| value & DF_1_PIE != 0)
+                flags.pie |= entry
+                    .val32(endian)
+                    .is_some_and(|value| value & DF_1_PIE != 0)
             }
             Some(DT_SONAME) => flags.soname = true,
             _ => {}
@@ -146,10 +148,13 @@ mod tests {
     #[test]
     fn classify_runnable_libc_as_shared_object() {
         // glibc's libc.so.6 has PT_INTERP but also DT_SONAME.
-        let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6"]
-            .into_iter()
-            .find(|path| std::path::Path::new(path).is_file())
-            .expect("no host libc.so.6");
+        let libc = [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/aarch64-linux-gnu/libc.so.6",
+        ]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).is_file())
+        .expect("no host libc.so.6");
         let file = File::open(libc).unwrap();
         assert_eq!(classify(&file, 0o755).unwrap(), Some(Kind::ElfSharedObject));
     }
@@ -169,6 +174,9 @@ mod tests {
 
     #[test]
     fn classify_truncated_elf_as_other() {
-        assert_eq!(classify_bytes(b"\x7fELF\x02\x01\x01", 0o644), Some(Kind::Other));
+        assert_eq!(
+            classify_bytes(b"\x7fELF\x02\x01\x01", 0o644),
+            Some(Kind::Other)
+        );
     }
 }

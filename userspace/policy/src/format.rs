@@ -112,8 +112,10 @@ impl Policy {
     /// Reads and parses the policy file at `path`. Errors name `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
         let path = path.as_ref();
-        let bytes = fs::read(path)
-            .map_err(|source| PolicyError::Read { path: path.to_owned(), source })?;
+        let bytes = fs::read(path).map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Policy::parse(&bytes, &path.display().to_string())
     }
 
@@ -151,7 +153,10 @@ impl Policy {
     /// the file it replaces, or gets 0644.
     pub fn save_atomic(&self, path: impl AsRef<Path>) -> Result<(), PolicyError> {
         let path = path.as_ref();
-        let save_error = |source| PolicyError::Save { path: path.to_owned(), source };
+        let save_error = |source| PolicyError::Save {
+            path: path.to_owned(),
+            source,
+        };
 
         let directory = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -168,12 +173,17 @@ impl Policy {
             .suffix(".tmp")
             .tempfile_in(directory)
             .map_err(save_error)?;
-        temporary.write_all(self.to_json().as_bytes()).map_err(save_error)?;
+        temporary
+            .write_all(self.to_json().as_bytes())
+            .map_err(save_error)?;
         let file = temporary.as_file();
-        file.set_permissions(fs::Permissions::from_mode(mode)).map_err(save_error)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(save_error)?;
         file.sync_all().map_err(save_error)?;
 
-        temporary.persist(path).map_err(|error| save_error(error.error))?;
+        temporary
+            .persist(path)
+            .map_err(|error| save_error(error.error))?;
         fs::File::open(directory)
             .and_then(|directory| directory.sync_all())
             .map_err(save_error)
@@ -208,8 +218,10 @@ impl Policy {
     /// so that learning never replaces an approved digest silently. Use
     /// [`Policy::insert`] to replace.
     pub fn add(&mut self, path: &str, sha256: Digest, kind: Kind) -> Result<bool, PolicyError> {
-        check_entry_path(path)
-            .map_err(|reason| PolicyError::InvalidPath { path: path.to_owned(), reason })?;
+        check_entry_path(path).map_err(|reason| PolicyError::InvalidPath {
+            path: path.to_owned(),
+            reason,
+        })?;
 
         if let Some(existing) = self.entries.get(path) {
             if existing.sha256 == sha256 {
@@ -222,7 +234,12 @@ impl Policy {
             });
         }
 
-        let entry = Entry { path: path.to_owned(), sha256, kind, path_bound: false };
+        let entry = Entry {
+            path: path.to_owned(),
+            sha256,
+            kind,
+            path_bound: false,
+        };
         self.entries.insert(path.to_owned(), entry);
         Ok(true)
     }
@@ -231,8 +248,10 @@ impl Policy {
     /// the replaced entry. Fails with `InvalidPath` when the path is not
     /// absolute and normalized.
     pub fn insert(&mut self, entry: Entry) -> Result<Option<Entry>, PolicyError> {
-        check_entry_path(&entry.path)
-            .map_err(|reason| PolicyError::InvalidPath { path: entry.path.clone(), reason })?;
+        check_entry_path(&entry.path).map_err(|reason| PolicyError::InvalidPath {
+            path: entry.path.clone(),
+            reason,
+        })?;
         Ok(self.entries.insert(entry.path.clone(), entry))
     }
 
@@ -277,7 +296,10 @@ pub(crate) fn check_entry_path(path: &str) -> Result<(), &'static str> {
     if path.contains('\0') {
         return Err("must not contain a NUL byte");
     }
-    if path[1..].split('/').any(|component| matches!(component, "" | "." | "..")) {
+    if path[1..]
+        .split('/')
+        .any(|component| matches!(component, "" | "." | ".."))
+    {
         return Err("must not contain empty, \".\" or \"..\" components");
     }
     Ok(())
@@ -288,7 +310,10 @@ fn check_root(root: &str) -> Result<(), &'static str> {
     if !path.is_absolute() {
         return Err("must be absolute (start with /)");
     }
-    if path.components().any(|c| matches!(c, Component::CurDir | Component::ParentDir)) {
+    if path
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+    {
         return Err("must not contain \".\" or \"..\" components");
     }
     Ok(())
@@ -356,9 +381,7 @@ fn deserialize_root<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String
     Ok(root)
 }
 
-fn deserialize_created<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<SystemTime, D::Error> {
+fn deserialize_created<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
     let text = String::deserialize(deserializer)?;
     humantime::parse_rfc3339(&text).map_err(|error| {
         de::Error::custom(format!(
@@ -384,7 +407,10 @@ fn deserialize_entries<'de, D: Deserializer<'de>>(
             let mut entries = BTreeMap::new();
             let mut indexes = BTreeMap::new();
             let mut index = 0;
-            while let Some(entry) = seq.next_element_seed(UniqueEntry { indexes: &mut indexes, index })? {
+            while let Some(entry) = seq.next_element_seed(UniqueEntry {
+                indexes: &mut indexes,
+                index,
+            })? {
                 entries.insert(entry.path.clone(), entry);
                 index += 1;
             }

@@ -39,4 +39,6 @@ pub use diff::{diff, merge, Change, Conflict, Diff, MergeError, Merged, Side};
 pub use digest::{Digest, InvalidDigest};
 pub use error::PolicyError;
 pub use format::{Entry, Kind, Policy, FORMAT, GENERATOR, SUPPORTED_VERSIONS, VERSION};
-pub use generate::{generate, Counts, GenerateError, GenerateOptions, Generated, Progress, Warning};
+pub use generate::{
+    generate, Counts, GenerateError, GenerateOptions, Generated, Progress, Warning,
+};
