@@ -43,8 +43,9 @@ pub enum Kind {
     ElfSharedObject,
     /// A file that starts with `#!` and has an execute bit set.
     Script,
-    /// Any other file the policy approves, such as an ELF ET_REL kernel
-    /// module.
+    /// Any other file the policy approves: an ELF file that is neither an
+    /// executable nor a shared object (such as an ET_REL kernel module or
+    /// object file), or a compressed kernel module.
     Other,
 }
 

@@ -452,7 +452,12 @@ fn examine(file: &FileToExamine) -> Result<Option<(Kind, Digest)>, String> {
         return Err("file was replaced during generation; run it again".to_owned());
     }
 
-    let kind = elf::classify(&handle, metadata.mode())
+    let name = file
+        .host_path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    let kind = elf::classify(&handle, metadata.mode(), &name)
         .map_err(|error| format!("failed to read: {error}"))?;
     let Some(kind) = kind else {
         return Ok(None);
