@@ -112,7 +112,7 @@ pub fn merge(left: &Policy, right: &Policy, prefer: Option<Side>) -> Result<Merg
     let mut conflicts = Vec::new();
 
     for (_, side) in pair_entries(left, right) {
-        let kept = match side {
+        let chosen = match side {
             (Some(entry), None) | (None, Some(entry)) => entry,
             (Some(left), Some(right)) if left == right => left,
             (Some(left), Some(right)) => {
@@ -129,8 +129,8 @@ pub fn merge(left: &Policy, right: &Policy, prefer: Option<Side>) -> Result<Merg
             (None, None) => unreachable!("a path came from neither policy"),
         };
         policy
-            .insert(kept.clone())
-            .expect("entries of a loaded policy have valid paths");
+            .insert(chosen.clone())
+            .expect("every Policy entry has a valid path");
     }
 
     if prefer.is_none() && !conflicts.is_empty() {

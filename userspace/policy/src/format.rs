@@ -31,7 +31,7 @@ pub const SUPPORTED_VERSIONS: &[u64] = &[1];
 /// The value written to "generator" by this library's version.
 pub const GENERATOR: &str = concat!("portcullis ", env!("CARGO_PKG_VERSION"));
 
-/// What a policy entry is, as the generator classified it.
+/// The type of file an entry approves, as the generator classified it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -69,7 +69,7 @@ pub struct Entry {
     pub path: String,
     /// Digest of the file's contents.
     pub sha256: Digest,
-    /// What the file is.
+    /// The file type.
     pub kind: Kind,
     /// When true, the kernel approves the digest only at `path`. When false
     /// it approves the digest at any path.
@@ -124,9 +124,9 @@ impl Policy {
     /// usually the file name.
     ///
     /// Rejects malformed or truncated JSON, unknown keys, a "format" other
-    /// than [`FORMAT`], a version not in [`SUPPORTED_VERSIONS`], a digest that
-    /// is not 64 lowercase hex digits, a path that is not absolute and
-    /// normalized, and two entries with the same path.
+    /// than [`FORMAT`] and a version not in [`SUPPORTED_VERSIONS`]. Also
+    /// rejects a digest that is not 64 lowercase hex digits, a path that is
+    /// not absolute and normalized, and two entries with the same path.
     pub fn parse(bytes: &[u8], name: &str) -> Result<Self, PolicyError> {
         let file: PolicyFile =
             serde_json::from_slice(bytes).map_err(|error| PolicyError::from_json(name, error))?;
@@ -140,7 +140,8 @@ impl Policy {
 
     /// Returns the policy as pretty-printed JSON with a final newline.
     pub fn to_json(&self) -> String {
-        // Serializing plain strings, numbers and enums cannot fail.
+        // serde_json fails only on maps with non-string keys and on errors from
+        // Serialize impls, and a policy contains neither.
         let mut text = serde_json::to_string_pretty(self).expect("policy serializes to JSON");
         text.push('\n');
         text

@@ -225,7 +225,7 @@ struct Walk<'a> {
     // Index into `files` by (st_dev, st_ino), to find hard links.
     inodes: HashMap<(u64, u64), usize>,
     // (st_dev, st_ino) of the directories queued so far. A bind mount has
-    // the st_dev of its source, so only statx tells it from a directory.
+    // the st_dev of its source, so only statx distinguishes it from a directory.
     // Where statx cannot (before Linux 5.8), this set keeps a bind mount
     // from making the walk loop.
     // NOTE: in that case the walk order decides whether a bound directory is

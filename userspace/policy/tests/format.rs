@@ -33,7 +33,7 @@ fn sample_policy() -> Policy {
 }
 
 /// Returns the 1-based line and column of the last character of the first
-/// `needle` in `text`, which is where serde_json stands after reading it.
+/// `needle` in `text`, which is the position serde_json reports after reading it.
 fn position_after(text: &str, needle: &str) -> (usize, usize) {
     let end = text
         .find(needle)
@@ -103,7 +103,8 @@ fn entries_sorted_by_path() {
     let ls = json.find("/usr/bin/ls").unwrap();
     let run = json.find("/usr/bin/run.sh").unwrap();
     let libc = json.find("/usr/lib/libc.so.6").unwrap();
-    assert!(ls < run && run < libc, "entries out of order in:\n{json}");
+    assert!(ls < run, "entries out of order in:\n{json}");
+    assert!(run < libc, "entries out of order in:\n{json}");
 }
 
 #[test]

@@ -233,7 +233,7 @@ fn generate_warns_on_unreadable_files() {
         return;
     }
 
-    // Copy the test binary where nobody can run it, because the build
+    // Copy the test binary where the user nobody can run it, because the build
     // directory may be closed to other users.
     let staging = tempfile::tempdir().unwrap();
     fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755)).unwrap();
