@@ -190,6 +190,8 @@ fn generate_respects_skip_list() {
         &base.join("var/cache/true"),
         0o755,
     );
+    // The link is walked, but its target is in a skipped subtree.
+    symlink("/var/cache/true", base.join("usr/bin/cached")).unwrap();
     let options = GenerateOptions {
         skip: vec![PathBuf::from("/var")],
         threads: Some(2),
@@ -204,6 +206,43 @@ fn generate_respects_skip_list() {
         .collect();
     assert_eq!(paths, ["/usr/bin/true"]);
     assert_eq!(generated.counts.directories_skipped, 1);
+    assert_eq!(generated.counts.files_skipped, 1, "the link into /var");
+}
+
+#[test]
+fn generate_warns_on_non_utf8_name() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path();
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("usr/bin/true"),
+        0o755,
+    );
+    let bad_name = OsStr::from_bytes(b"tool-\xff");
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("usr/bin").join(bad_name),
+        0o755,
+    );
+
+    let generated = generate(base, &GenerateOptions::default(), |_: &Progress| {}).unwrap();
+
+    let paths: Vec<&str> = generated
+        .policy
+        .entries()
+        .map(|entry| entry.path.as_str())
+        .collect();
+    assert_eq!(paths, ["/usr/bin/true"]);
+    assert_eq!(generated.warnings.len(), 1, "{:?}", generated.warnings);
+    let canonical = fs::canonicalize(base).unwrap();
+    assert_eq!(
+        generated.warnings[0].path,
+        canonical.join("usr/bin").join(bad_name)
+    );
+    assert!(generated.warnings[0].message.contains("not valid UTF-8"));
 }
 
 #[test]
