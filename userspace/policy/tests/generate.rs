@@ -262,7 +262,7 @@ fn generate_missing_root_fails() {
 const NOBODY: u32 = 65534;
 
 /// Checks that unreadable files and directories become warnings. Root
-/// bypasses file modes, so under root the test runs itself again as
+/// bypasses file modes, so under root the test runs itself again as the user
 /// nobody in a child process, where chmod 000 takes effect.
 #[test]
 fn generate_warns_on_unreadable_files() {
