@@ -40,9 +40,10 @@ pub fn diff(old: &Policy, new: &Policy) -> Diff {
         match side {
             (Some(old), None) => result.removed.push(old.clone()),
             (None, Some(new)) => result.added.push(new.clone()),
-            (Some(old), Some(new)) if old != new => {
-                result.changed.push(Change { old: old.clone(), new: new.clone() })
-            }
+            (Some(old), Some(new)) if old != new => result.changed.push(Change {
+                old: old.clone(),
+                new: new.clone(),
+            }),
             (Some(_), Some(_)) => {}
             (None, None) => unreachable!("{path} came from neither policy"),
         }
@@ -70,7 +71,13 @@ impl fmt::Display for Conflict {
             let binding = if entry.path_bound { ", path-bound" } else { "" };
             format!("sha256 {} ({}{binding})", entry.sha256, entry.kind)
         };
-        write!(f, "{}: {} versus {}", self.left.path, describe(&self.left), describe(&self.right))
+        write!(
+            f,
+            "{}: {} versus {}",
+            self.left.path,
+            describe(&self.left),
+            describe(&self.right)
+        )
     }
 }
 
@@ -105,11 +112,14 @@ pub fn merge(left: &Policy, right: &Policy, prefer: Option<Side>) -> Result<Merg
     let mut conflicts = Vec::new();
 
     for (_, side) in pair_entries(left, right) {
-        let kept = match side {
+        let chosen = match side {
             (Some(entry), None) | (None, Some(entry)) => entry,
             (Some(left), Some(right)) if left == right => left,
             (Some(left), Some(right)) => {
-                conflicts.push(Conflict { left: left.clone(), right: right.clone() });
+                conflicts.push(Conflict {
+                    left: left.clone(),
+                    right: right.clone(),
+                });
                 match prefer {
                     Some(Side::Left) => left,
                     Some(Side::Right) => right,
@@ -118,13 +128,18 @@ pub fn merge(left: &Policy, right: &Policy, prefer: Option<Side>) -> Result<Merg
             }
             (None, None) => unreachable!("a path came from neither policy"),
         };
-        policy.insert(kept.clone()).expect("entries of a loaded policy have valid paths");
+        policy
+            .insert(chosen.clone())
+            .expect("every Policy entry has a valid path");
     }
 
     if prefer.is_none() && !conflicts.is_empty() {
         return Err(MergeError { conflicts });
     }
-    Ok(Merged { policy, resolved: conflicts })
+    Ok(Merged {
+        policy,
+        resolved: conflicts,
+    })
 }
 
 /// Pairs the entries of two policies by path, in path order.

@@ -31,7 +31,9 @@ impl FromStr for Digest {
     /// Parses 64 lowercase hex digits. Uppercase is rejected so that a
     /// digest has exactly one text form and policies compare as text.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = || InvalidDigest { text: text.to_owned() };
+        let invalid = || InvalidDigest {
+            text: text.to_owned(),
+        };
         let is_lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
         if text.len() != 64 || !text.as_bytes().iter().all(is_lower_hex) {
             return Err(invalid());
@@ -82,7 +84,14 @@ mod tests {
     #[test]
     fn digest_rejects_bad_text() {
         let upper = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
-        for text in ["", "00", &"0".repeat(63), &"0".repeat(65), &"g".repeat(64), upper] {
+        for text in [
+            "",
+            "00",
+            &"0".repeat(63),
+            &"0".repeat(65),
+            &"g".repeat(64),
+            upper,
+        ] {
             assert!(text.parse::<Digest>().is_err(), "accepted {text:?}");
         }
     }

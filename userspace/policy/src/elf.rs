@@ -18,15 +18,28 @@ const EI_CLASS: usize = 4;
 const ELFCLASS32: u8 = 1;
 const ELFCLASS64: u8 = 2;
 
-/// Classifies `file`. Returns `None` for a file the policy does not need:
-/// one that is neither ELF nor a `#!` script, or a script without any execute
-/// bit in `mode`, because exec(2) rejects it.
+/// File name suffixes of compressed kernel modules, with the magic bytes of
+/// their compression format. finit_module(2) with MODULE_INIT_COMPRESSED_FILE
+/// passes the compressed file to kernel_read_file, and so to the LSM hook,
+/// before it decompresses (init_module_from_file in kernel/module/main.c,
+/// Linux 6.12). So the compressed file's digest is the one to approve.
+const COMPRESSED_MODULES: &[(&str, &[u8])] = &[
+    (".ko.xz", b"\xfd7zXZ\x00"),
+    (".ko.zst", b"\x28\xb5\x2f\xfd"),
+    (".ko.gz", b"\x1f\x8b"),
+];
+
+/// Classifies `file`, whose name is `name`. Returns `None` for a file the
+/// policy does not need: one that is neither ELF, nor a `#!` script, nor a
+/// compressed kernel module, or a script without any execute bit in `mode`,
+/// because exec(2) rejects it.
 ///
 /// ELF files are classified whatever their mode, because shared objects are
 /// mapped with mmap and often have no execute bit. A file with the ELF magic
-/// but headers that do not parse is [`Kind::Other`].
-pub(crate) fn classify(file: &File, mode: u32) -> io::Result<Option<Kind>> {
-    let mut start = [0u8; 5];
+/// but headers that do not parse is [`Kind::Other`], and so is a compressed
+/// kernel module.
+pub(crate) fn classify(file: &File, mode: u32, name: &str) -> io::Result<Option<Kind>> {
+    let mut start = [0u8; 6];
     let length = read_prefix(file, &mut start)?;
     let start = &start[..length];
 
@@ -35,6 +48,12 @@ pub(crate) fn classify(file: &File, mode: u32) -> io::Result<Option<Kind>> {
     }
     if start.starts_with(b"#!") && mode & 0o111 != 0 {
         return Ok(Some(Kind::Script));
+    }
+    let is_compressed_module = COMPRESSED_MODULES
+        .iter()
+        .any(|(suffix, magic)| name.ends_with(suffix) && start.starts_with(magic));
+    if is_compressed_module {
+        return Ok(Some(Kind::Other));
     }
     Ok(None)
 }
@@ -70,9 +89,7 @@ fn classify_elf(file: &File, class: Option<u8>) -> Kind {
 /// Without either, PT_INTERP marks an executable. PT_INTERP alone is not
 /// enough, because glibc's libc.so.6 has one so that it can be run.
 /// Returns `None` when the headers do not parse.
-fn classify_header<Elf: FileHeader<Endian = Endianness>>(
-    data: &ReadCache<&File>,
-) -> Option<Kind> {
+fn classify_header<Elf: FileHeader<Endian = Endianness>>(data: &ReadCache<&File>) -> Option<Kind> {
     let header = Elf::parse(data).ok()?;
     let endian = header.endian().ok()?;
     let program_headers = header.program_headers(endian, data).ok()?;
@@ -81,7 +98,9 @@ fn classify_header<Elf: FileHeader<Endian = Endianness>>(
         ET_EXEC => Kind::ElfExecutable,
         ET_DYN => {
             let dynamic = read_dynamic::<Elf>(program_headers, endian, data);
-            let has_interpreter = program_headers.iter().any(|ph| ph.p_type(endian) == PT_INTERP);
+            let has_interpreter = program_headers
+                .iter()
+                .any(|ph| ph.p_type(endian) == PT_INTERP);
             if dynamic.pie || (has_interpreter && !dynamic.soname) {
                 Kind::ElfExecutable
             } else {
@@ -117,7 +136,9 @@ fn read_dynamic<Elf: FileHeader<Endian = Endianness>>(
     for entry in entries {
         match entry.tag32(endian) {
             Some(DT_FLAGS_1) => {
-                flags.pie |= entry.val32(endian).is_some_and(|value| value & DF_1_PIE != 0)
+                flags.pie |= entry
+                    .val32(endian)
+                    .is_some_and(|value| value & DF_1_PIE != 0)
             }
             Some(DT_SONAME) => flags.soname = true,
             _ => {}
@@ -134,24 +155,33 @@ mod tests {
     fn classify_bytes(bytes: &[u8], mode: u32) -> Option<Kind> {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
-        classify(&file, mode).unwrap()
+        classify(&file, mode, "fixture").unwrap()
     }
 
     #[test]
     fn classify_host_executable() {
         let file = File::open("/bin/true").unwrap();
-        assert_eq!(classify(&file, 0o755).unwrap(), Some(Kind::ElfExecutable));
+        assert_eq!(
+            classify(&file, 0o755, "fixture").unwrap(),
+            Some(Kind::ElfExecutable)
+        );
     }
 
     #[test]
     fn classify_runnable_libc_as_shared_object() {
         // glibc's libc.so.6 has PT_INTERP but also DT_SONAME.
-        let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6"]
-            .into_iter()
-            .find(|path| std::path::Path::new(path).is_file())
-            .expect("no host libc.so.6");
+        let libc = [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/aarch64-linux-gnu/libc.so.6",
+        ]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).is_file())
+        .expect("no host libc.so.6");
         let file = File::open(libc).unwrap();
-        assert_eq!(classify(&file, 0o755).unwrap(), Some(Kind::ElfSharedObject));
+        assert_eq!(
+            classify(&file, 0o755, "fixture").unwrap(),
+            Some(Kind::ElfSharedObject)
+        );
     }
 
     #[test]
@@ -168,7 +198,23 @@ mod tests {
     }
 
     #[test]
+    fn classify_compressed_module_by_name_and_magic() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"\xfd7zXZ\x00compressed").unwrap();
+
+        assert_eq!(
+            classify(&file, 0o644, "ext4.ko.xz").unwrap(),
+            Some(Kind::Other)
+        );
+        assert_eq!(classify(&file, 0o644, "notes.xz").unwrap(), None);
+        assert_eq!(classify(&file, 0o644, "ext4.ko.zst").unwrap(), None);
+    }
+
+    #[test]
     fn classify_truncated_elf_as_other() {
-        assert_eq!(classify_bytes(b"\x7fELF\x02\x01\x01", 0o644), Some(Kind::Other));
+        assert_eq!(
+            classify_bytes(b"\x7fELF\x02\x01\x01", 0o644),
+            Some(Kind::Other)
+        );
     }
 }

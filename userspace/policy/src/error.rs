@@ -16,7 +16,12 @@ pub enum PolicyError {
     /// at or just after the offending value, as serde_json reports them.
     /// Column 0 means the file ended before the first line had a character.
     #[error("{name}:{line}:{column}: {message}")]
-    Parse { name: String, line: usize, column: usize, message: String },
+    Parse {
+        name: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 
     /// Writing, syncing or renaming the policy file failed. The file that was
     /// at `path` before the save is left as it was.
@@ -29,7 +34,11 @@ pub enum PolicyError {
 
     /// The path is already in the policy with a different digest or kind.
     #[error("{path} is already in the policy with sha256 {existing}, not {new}")]
-    Conflict { path: String, existing: Digest, new: Digest },
+    Conflict {
+        path: String,
+        existing: Digest,
+        new: Digest,
+    },
 }
 
 impl PolicyError {
@@ -49,6 +58,11 @@ impl PolicyError {
             _ => message.to_owned(),
         };
 
-        PolicyError::Parse { name: name.to_owned(), line, column, message }
+        PolicyError::Parse {
+            name: name.to_owned(),
+            line,
+            column,
+            message,
+        }
     }
 }

@@ -31,7 +31,7 @@ pub const SUPPORTED_VERSIONS: &[u64] = &[1];
 /// The value written to "generator" by this library's version.
 pub const GENERATOR: &str = concat!("portcullis ", env!("CARGO_PKG_VERSION"));
 
-/// What a policy entry is, as the generator classified it.
+/// The type of file an entry approves, as the generator classified it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -43,8 +43,9 @@ pub enum Kind {
     ElfSharedObject,
     /// A file that starts with `#!` and has an execute bit set.
     Script,
-    /// Any other file the policy approves, such as an ELF ET_REL kernel
-    /// module.
+    /// Any other file the policy approves: an ELF file that is neither an
+    /// executable nor a shared object (such as an ET_REL kernel module or
+    /// object file), or a compressed kernel module.
     Other,
 }
 
@@ -68,7 +69,7 @@ pub struct Entry {
     pub path: String,
     /// Digest of the file's contents.
     pub sha256: Digest,
-    /// What the file is.
+    /// The file type.
     pub kind: Kind,
     /// When true, the kernel approves the digest only at `path`. When false
     /// it approves the digest at any path.
@@ -112,8 +113,10 @@ impl Policy {
     /// Reads and parses the policy file at `path`. Errors name `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
         let path = path.as_ref();
-        let bytes = fs::read(path)
-            .map_err(|source| PolicyError::Read { path: path.to_owned(), source })?;
+        let bytes = fs::read(path).map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Policy::parse(&bytes, &path.display().to_string())
     }
 
@@ -121,9 +124,9 @@ impl Policy {
     /// usually the file name.
     ///
     /// Rejects malformed or truncated JSON, unknown keys, a "format" other
-    /// than [`FORMAT`], a version not in [`SUPPORTED_VERSIONS`], a digest that
-    /// is not 64 lowercase hex digits, a path that is not absolute and
-    /// normalized, and two entries with the same path.
+    /// than [`FORMAT`] and a version not in [`SUPPORTED_VERSIONS`]. Also
+    /// rejects a digest that is not 64 lowercase hex digits, a path that is
+    /// not absolute and normalized, and two entries with the same path.
     pub fn parse(bytes: &[u8], name: &str) -> Result<Self, PolicyError> {
         let file: PolicyFile =
             serde_json::from_slice(bytes).map_err(|error| PolicyError::from_json(name, error))?;
@@ -137,7 +140,8 @@ impl Policy {
 
     /// Returns the policy as pretty-printed JSON with a final newline.
     pub fn to_json(&self) -> String {
-        // Serializing plain strings, numbers and enums cannot fail.
+        // serde_json fails only on maps with non-string keys and on errors from
+        // Serialize impls, and a policy contains neither.
         let mut text = serde_json::to_string_pretty(self).expect("policy serializes to JSON");
         text.push('\n');
         text
@@ -151,7 +155,10 @@ impl Policy {
     /// the file it replaces, or gets 0644.
     pub fn save_atomic(&self, path: impl AsRef<Path>) -> Result<(), PolicyError> {
         let path = path.as_ref();
-        let save_error = |source| PolicyError::Save { path: path.to_owned(), source };
+        let save_error = |source| PolicyError::Save {
+            path: path.to_owned(),
+            source,
+        };
 
         let directory = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -168,12 +175,17 @@ impl Policy {
             .suffix(".tmp")
             .tempfile_in(directory)
             .map_err(save_error)?;
-        temporary.write_all(self.to_json().as_bytes()).map_err(save_error)?;
+        temporary
+            .write_all(self.to_json().as_bytes())
+            .map_err(save_error)?;
         let file = temporary.as_file();
-        file.set_permissions(fs::Permissions::from_mode(mode)).map_err(save_error)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(save_error)?;
         file.sync_all().map_err(save_error)?;
 
-        temporary.persist(path).map_err(|error| save_error(error.error))?;
+        temporary
+            .persist(path)
+            .map_err(|error| save_error(error.error))?;
         fs::File::open(directory)
             .and_then(|directory| directory.sync_all())
             .map_err(save_error)
@@ -208,8 +220,10 @@ impl Policy {
     /// so that learning never replaces an approved digest silently. Use
     /// [`Policy::insert`] to replace.
     pub fn add(&mut self, path: &str, sha256: Digest, kind: Kind) -> Result<bool, PolicyError> {
-        check_entry_path(path)
-            .map_err(|reason| PolicyError::InvalidPath { path: path.to_owned(), reason })?;
+        check_entry_path(path).map_err(|reason| PolicyError::InvalidPath {
+            path: path.to_owned(),
+            reason,
+        })?;
 
         if let Some(existing) = self.entries.get(path) {
             if existing.sha256 == sha256 {
@@ -222,7 +236,12 @@ impl Policy {
             });
         }
 
-        let entry = Entry { path: path.to_owned(), sha256, kind, path_bound: false };
+        let entry = Entry {
+            path: path.to_owned(),
+            sha256,
+            kind,
+            path_bound: false,
+        };
         self.entries.insert(path.to_owned(), entry);
         Ok(true)
     }
@@ -231,8 +250,10 @@ impl Policy {
     /// the replaced entry. Fails with `InvalidPath` when the path is not
     /// absolute and normalized.
     pub fn insert(&mut self, entry: Entry) -> Result<Option<Entry>, PolicyError> {
-        check_entry_path(&entry.path)
-            .map_err(|reason| PolicyError::InvalidPath { path: entry.path.clone(), reason })?;
+        check_entry_path(&entry.path).map_err(|reason| PolicyError::InvalidPath {
+            path: entry.path.clone(),
+            reason,
+        })?;
         Ok(self.entries.insert(entry.path.clone(), entry))
     }
 
@@ -277,7 +298,10 @@ pub(crate) fn check_entry_path(path: &str) -> Result<(), &'static str> {
     if path.contains('\0') {
         return Err("must not contain a NUL byte");
     }
-    if path[1..].split('/').any(|component| matches!(component, "" | "." | "..")) {
+    if path[1..]
+        .split('/')
+        .any(|component| matches!(component, "" | "." | ".."))
+    {
         return Err("must not contain empty, \".\" or \"..\" components");
     }
     Ok(())
@@ -288,7 +312,10 @@ fn check_root(root: &str) -> Result<(), &'static str> {
     if !path.is_absolute() {
         return Err("must be absolute (start with /)");
     }
-    if path.components().any(|c| matches!(c, Component::CurDir | Component::ParentDir)) {
+    if path
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+    {
         return Err("must not contain \".\" or \"..\" components");
     }
     Ok(())
@@ -356,9 +383,7 @@ fn deserialize_root<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String
     Ok(root)
 }
 
-fn deserialize_created<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<SystemTime, D::Error> {
+fn deserialize_created<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SystemTime, D::Error> {
     let text = String::deserialize(deserializer)?;
     humantime::parse_rfc3339(&text).map_err(|error| {
         de::Error::custom(format!(
@@ -384,7 +409,10 @@ fn deserialize_entries<'de, D: Deserializer<'de>>(
             let mut entries = BTreeMap::new();
             let mut indexes = BTreeMap::new();
             let mut index = 0;
-            while let Some(entry) = seq.next_element_seed(UniqueEntry { indexes: &mut indexes, index })? {
+            while let Some(entry) = seq.next_element_seed(UniqueEntry {
+                indexes: &mut indexes,
+                index,
+            })? {
                 entries.insert(entry.path.clone(), entry);
                 index += 1;
             }

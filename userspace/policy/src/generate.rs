@@ -4,10 +4,13 @@
 //! The walk itself is sequential. It collects one record per inode, so hard
 //! links are hashed once. The classify-and-hash step runs on rayon.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File};
 use std::io;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,10 @@ pub struct GenerateOptions {
     /// Device paths (absolute, as seen inside the root) whose subtrees are not
     /// walked. The default is /proc, /sys and /dev. Mount points below the
     /// root are skipped whether they are listed or not.
+    ///
+    /// NOTE: on a device whose /usr or /opt is a separate file system,
+    /// generating from `/` leaves those file systems out. Generate from each
+    /// mount point and [`crate::merge`] the results.
     pub skip: Vec<PathBuf>,
     /// Number of hashing threads. `None` uses rayon's global pool, which has
     /// one thread per CPU unless RAYON_NUM_THREADS sets another number.
@@ -33,7 +40,10 @@ pub struct GenerateOptions {
 impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
-            skip: ["/proc", "/sys", "/dev"].iter().map(PathBuf::from).collect(),
+            skip: ["/proc", "/sys", "/dev"]
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
             threads: None,
         }
     }
@@ -80,8 +90,8 @@ pub struct Counts {
     pub files_skipped: u64,
     /// Bytes read to compute digests.
     pub bytes_hashed: u64,
-    /// Directories not walked: those in [`GenerateOptions::skip`] and mount
-    /// points.
+    /// Directories not walked: those in [`GenerateOptions::skip`], mount
+    /// points, and bind mounts of directories already walked.
     pub directories_skipped: u64,
 }
 
@@ -104,7 +114,10 @@ pub enum GenerateError {
     #[error("generation root {} is not valid UTF-8, which the policy file requires", path.display())]
     RootNotUtf8 { path: PathBuf },
     #[error("failed to start {threads} hashing threads: {source}")]
-    ThreadPool { threads: usize, source: rayon::ThreadPoolBuildError },
+    ThreadPool {
+        threads: usize,
+        source: rayon::ThreadPoolBuildError,
+    },
 }
 
 /// Builds a policy from the files under `root`, an unpacked image or `/`.
@@ -118,9 +131,10 @@ pub enum GenerateError {
 /// file is hashed once.
 ///
 /// Subtrees in `options.skip` and mount points (directories on another
-/// device than `root`) are not walked. A file that cannot be read becomes a
-/// [`Warning`] and generation goes on. `progress` is called once before
-/// hashing starts and after each file, from the hashing threads.
+/// device than `root`, and bind mounts) are not walked. A file that cannot
+/// be read becomes a [`Warning`] and generation goes on. `progress` is
+/// called once before hashing starts and after each file, from the hashing
+/// threads.
 pub fn generate<F>(
     root: &Path,
     options: &GenerateOptions,
@@ -129,7 +143,10 @@ pub fn generate<F>(
 where
     F: Fn(&Progress) + Sync,
 {
-    let root_error = |source| GenerateError::Root { path: root.to_owned(), source };
+    let root_error = |source| GenerateError::Root {
+        path: root.to_owned(),
+        source,
+    };
     let root = fs::canonicalize(root).map_err(root_error)?;
     let root_metadata = fs::metadata(&root).map_err(root_error)?;
     if !root_metadata.is_dir() {
@@ -141,8 +158,13 @@ where
     let mut policy = Policy::new(root_text);
 
     let mut walk = Walk::new(&root, root_metadata.dev(), &options.skip);
-    walk.run();
-    let Walk { files, mut warnings, mut counts, .. } = walk;
+    walk.run(root_metadata.ino());
+    let Walk {
+        files,
+        mut warnings,
+        mut counts,
+        ..
+    } = walk;
 
     let examined = match options.threads {
         None => examine_all(&files, &progress),
@@ -159,17 +181,31 @@ where
                 counts.files_hashed += 1;
                 counts.bytes_hashed += file.size;
                 for path in &file.device_paths {
-                    let entry = Entry { path: path.clone(), sha256, kind, path_bound: false };
-                    policy.insert(entry).expect("walked paths are absolute and normalized");
+                    let entry = Entry {
+                        path: path.clone(),
+                        sha256,
+                        kind,
+                        path_bound: false,
+                    };
+                    policy
+                        .insert(entry)
+                        .expect("walked paths are absolute and normalized");
                 }
             }
             Ok(None) => counts.files_skipped += file.device_paths.len() as u64,
-            Err(message) => warnings.push(Warning { path: file.host_path.clone(), message }),
+            Err(message) => warnings.push(Warning {
+                path: file.host_path.clone(),
+                message,
+            }),
         }
     }
 
     warnings.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Generated { policy, warnings, counts })
+    Ok(Generated {
+        policy,
+        warnings,
+        counts,
+    })
 }
 
 /// One inode to examine, with every path under which the walk found it.
@@ -188,6 +224,13 @@ struct Walk<'a> {
     files: Vec<FileToExamine>,
     // Index into `files` by (st_dev, st_ino), to find hard links.
     inodes: HashMap<(u64, u64), usize>,
+    // (st_dev, st_ino) of the directories queued so far. A bind mount has
+    // the st_dev of its source, so only statx distinguishes it from a directory.
+    // Where statx cannot (before Linux 5.8), this set keeps a bind mount
+    // from making the walk loop.
+    // NOTE: in that case the walk order decides whether a bound directory is
+    // walked under its own path or under the bind mount's path.
+    directories: HashSet<(u64, u64)>,
     warnings: Vec<Warning>,
     counts: Counts,
 }
@@ -200,12 +243,14 @@ impl<'a> Walk<'a> {
             skip,
             files: Vec::new(),
             inodes: HashMap::new(),
+            directories: HashSet::new(),
             warnings: Vec::new(),
             counts: Counts::default(),
         }
     }
 
-    fn run(&mut self) {
+    fn run(&mut self, root_inode: u64) {
+        self.directories.insert((self.root_device, root_inode));
         let mut directories = vec![PathBuf::from("/")];
         while let Some(directory) = directories.pop() {
             self.read_directory(&directory, &mut directories);
@@ -213,7 +258,8 @@ impl<'a> Walk<'a> {
     }
 
     fn host_path(&self, device_path: &Path) -> PathBuf {
-        self.root.join(device_path.strip_prefix("/").unwrap_or(device_path))
+        self.root
+            .join(device_path.strip_prefix("/").unwrap_or(device_path))
     }
 
     fn warn(&mut self, path: PathBuf, message: String) {
@@ -254,8 +300,19 @@ impl<'a> Walk<'a> {
     ) {
         let file_type = metadata.file_type();
         if file_type.is_dir() {
-            if self.is_skipped(&device_path) || metadata.dev() != self.root_device {
-                log::debug!("not walking {}: skipped or a mount point", host_path.display());
+            let is_mount_point =
+                metadata.dev() != self.root_device || is_mount_root(&host_path) == Some(true);
+            if self.is_skipped(&device_path) || is_mount_point {
+                log::debug!(
+                    "not walking {}: skipped or a mount point",
+                    host_path.display()
+                );
+                self.counts.directories_skipped += 1;
+            } else if !self.directories.insert((metadata.dev(), metadata.ino())) {
+                log::debug!(
+                    "not walking {}: a bind mount of a walked directory",
+                    host_path.display()
+                );
                 self.counts.directories_skipped += 1;
             } else {
                 queue.push(device_path);
@@ -272,7 +329,9 @@ impl<'a> Walk<'a> {
     }
 
     fn is_skipped(&self, device_path: &Path) -> bool {
-        self.skip.iter().any(|skipped| device_path.starts_with(skipped))
+        self.skip
+            .iter()
+            .any(|skipped| device_path.starts_with(skipped))
     }
 
     /// Adds the file a symlink leads to. Links to directories are ignored,
@@ -343,13 +402,21 @@ impl<'a> Walk<'a> {
 
 /// Examines every file in parallel. Each result is the kind and digest of a
 /// file the policy needs, `None` for a data file, or a warning message.
-fn examine_all<F>(files: &[FileToExamine], progress: &F) -> Vec<Result<Option<(Kind, Digest)>, String>>
+fn examine_all<F>(
+    files: &[FileToExamine],
+    progress: &F,
+) -> Vec<Result<Option<(Kind, Digest)>, String>>
 where
     F: Fn(&Progress) + Sync,
 {
     let files_total = files.len() as u64;
     let bytes_total = files.iter().map(|file| file.size).sum();
-    progress(&Progress { files_done: 0, files_total, bytes_done: 0, bytes_total });
+    progress(&Progress {
+        files_done: 0,
+        files_total,
+        bytes_done: 0,
+        bytes_total,
+    });
 
     let files_done = AtomicU64::new(0);
     let bytes_done = AtomicU64::new(0);
@@ -378,18 +445,67 @@ fn examine(file: &FileToExamine) -> Result<Option<(Kind, Digest)>, String> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&file.host_path)
         .map_err(|error| format!("failed to open: {error}"))?;
-    let metadata = handle.metadata().map_err(|error| format!("failed to stat: {error}"))?;
+    let metadata = handle
+        .metadata()
+        .map_err(|error| format!("failed to stat: {error}"))?;
     if !metadata.is_file() || metadata.dev() != file.device || metadata.ino() != file.inode {
         return Err("file was replaced during generation; run it again".to_owned());
     }
 
-    let kind = elf::classify(&handle, metadata.mode())
+    let name = file
+        .host_path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    let kind = elf::classify(&handle, metadata.mode(), &name)
         .map_err(|error| format!("failed to read: {error}"))?;
     let Some(kind) = kind else {
         return Ok(None);
     };
     let sha256 = hash_file(&handle).map_err(|error| format!("failed to read: {error}"))?;
+
+    // A write during hashing would give a digest of neither version.
+    let after = handle
+        .metadata()
+        .map_err(|error| format!("failed to stat: {error}"))?;
+    let changed = after.size() != metadata.size()
+        || after.mtime() != metadata.mtime()
+        || after.mtime_nsec() != metadata.mtime_nsec();
+    if changed {
+        return Err("file changed while it was hashed; run generation again".to_owned());
+    }
     Ok(Some((kind, sha256)))
+}
+
+/// Returns whether `path` is the root of a mount, as statx(2) reports with
+/// STATX_ATTR_MOUNT_ROOT. That catches bind mounts, which keep the st_dev
+/// of their source. Returns `None` when the kernel does not report the
+/// attribute (before Linux 5.8) or statx fails.
+fn is_mount_root(path: &Path) -> Option<bool> {
+    let path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buffer = MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: `path` is NUL-terminated and outlives the call, and `buffer`
+    // is a writable statx struct, which is all statx writes to.
+    let result = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_BASIC_STATS,
+            buffer.as_mut_ptr(),
+        )
+    };
+    if result != 0 {
+        return None;
+    }
+
+    // SAFETY: the buffer was zeroed, and statx returned 0 so it filled it.
+    let statx = unsafe { buffer.assume_init() };
+    let flag = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if statx.stx_attributes_mask & flag == 0 {
+        return None;
+    }
+    Some(statx.stx_attributes & flag != 0)
 }
 
 fn hash_file(file: &File) -> io::Result<Digest> {

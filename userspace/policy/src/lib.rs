@@ -26,6 +26,33 @@
 //! - [`diff`] and [`merge`] compare and combine two policies.
 //! - [`generate`] walks a root file system and builds a policy from its
 //!   executables, shared objects and scripts.
+//!
+//! Every error names its input. A [`PolicyError::Parse`] displays as
+//! `FILE:LINE:COLUMN: message`.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use portcullis_policy::{diff, generate, GenerateOptions, Policy, Progress};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `portcullis policy generate`: the callback can drive an indicatif bar
+//! // with bytes_done out of bytes_total.
+//! let generated = generate(Path::new("/srv/image"), &GenerateOptions::default(), |p: &Progress| {
+//!     eprint!("\r{}/{} files", p.files_done, p.files_total);
+//! })?;
+//! for warning in &generated.warnings {
+//!     eprintln!("warning: {warning}");
+//! }
+//! generated.policy.save_atomic("/etc/portcullis/policy.json")?;
+//!
+//! // `portcullis policy diff`
+//! let old = Policy::load("/etc/portcullis/policy.json.old")?;
+//! let changes = diff(&old, &generated.policy);
+//! println!("{} added, {} removed, {} changed",
+//!     changes.added.len(), changes.removed.len(), changes.changed.len());
+//! # Ok(())
+//! # }
+//! ```
 
 mod diff;
 mod digest;
@@ -39,4 +66,6 @@ pub use diff::{diff, merge, Change, Conflict, Diff, MergeError, Merged, Side};
 pub use digest::{Digest, InvalidDigest};
 pub use error::PolicyError;
 pub use format::{Entry, Kind, Policy, FORMAT, GENERATOR, SUPPORTED_VERSIONS, VERSION};
-pub use generate::{generate, Counts, GenerateError, GenerateOptions, Generated, Progress, Warning};
+pub use generate::{
+    generate, Counts, GenerateError, GenerateOptions, Generated, Progress, Warning,
+};

@@ -3,7 +3,12 @@
 use portcullis_policy::{diff, merge, Digest, Entry, Kind, Policy, Side};
 
 fn entry(path: &str, byte: u8) -> Entry {
-    Entry { path: path.to_owned(), sha256: Digest([byte; 32]), kind: Kind::ElfExecutable, path_bound: false }
+    Entry {
+        path: path.to_owned(),
+        sha256: Digest([byte; 32]),
+        kind: Kind::ElfExecutable,
+        path_bound: false,
+    }
 }
 
 fn policy(entries: &[Entry]) -> Policy {
@@ -63,7 +68,10 @@ fn merge_takes_union() {
     let merged = merge(&left, &right, None).unwrap();
 
     let expected = [entry("/bin/a", 1), entry("/bin/b", 2), entry("/bin/c", 3)];
-    assert_eq!(merged.policy.entries().cloned().collect::<Vec<_>>(), expected);
+    assert_eq!(
+        merged.policy.entries().cloned().collect::<Vec<_>>(),
+        expected
+    );
     assert!(merged.resolved.is_empty());
     assert_eq!(merged.policy.root, "/srv/image");
 }
@@ -80,7 +88,10 @@ fn merge_conflict_without_preference_fails() {
     assert_eq!(error.conflicts[0].right, entry("/bin/a", 9));
     assert_eq!(error.conflicts[1].left.path, "/bin/c");
     let message = error.to_string();
-    assert!(message.starts_with("2 paths have different entries"), "{message}");
+    assert!(
+        message.starts_with("2 paths have different entries"),
+        "{message}"
+    );
     assert!(message.contains("/bin/a"), "{message}");
 }
 

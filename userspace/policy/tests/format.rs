@@ -26,14 +26,19 @@ const VALID: &str = r#"{
 
 fn sample_policy() -> Policy {
     let mut policy = Policy::parse(VALID.as_bytes(), "sample").unwrap();
-    policy.add("/usr/bin/run.sh", Digest([7; 32]), Kind::Script).unwrap();
+    policy
+        .add("/usr/bin/run.sh", Digest([7; 32]), Kind::Script)
+        .unwrap();
     policy
 }
 
 /// Returns the 1-based line and column of the last character of the first
-/// `needle` in `text`, which is where serde_json stands after reading it.
+/// `needle` in `text`, which is the position serde_json reports after reading it.
 fn position_after(text: &str, needle: &str) -> (usize, usize) {
-    let end = text.find(needle).unwrap_or_else(|| panic!("{needle:?} not in text")) + needle.len();
+    let end = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in text"))
+        + needle.len();
     let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let column = end - before.rfind('\n').map_or(0, |newline| newline + 1);
@@ -45,11 +50,20 @@ fn position_after(text: &str, needle: &str) -> (usize, usize) {
 fn parse_error(text: &str) -> (usize, usize, String) {
     let error = Policy::parse(text.as_bytes(), "policy.json").unwrap_err();
     let display = error.to_string();
-    let PolicyError::Parse { name, line, column, message } = error else {
+    let PolicyError::Parse {
+        name,
+        line,
+        column,
+        message,
+    } = error
+    else {
         panic!("expected a parse error, got {display}");
     };
     assert_eq!(name, "policy.json");
-    assert!(display.starts_with(&format!("policy.json:{line}:{column}: ")), "{display}");
+    assert!(
+        display.starts_with(&format!("policy.json:{line}:{column}: ")),
+        "{display}"
+    );
     (line, column, message)
 }
 
@@ -59,7 +73,10 @@ fn parse_reads_every_field() {
 
     assert_eq!(policy.generator, "portcullis 0.1.0");
     assert_eq!(policy.root, "/srv/image");
-    assert_eq!(policy.created, UNIX_EPOCH + Duration::from_secs(1_796_414_400));
+    assert_eq!(
+        policy.created,
+        UNIX_EPOCH + Duration::from_secs(1_796_414_400)
+    );
     assert_eq!(policy.len(), 2);
 
     let ls = policy.get("/usr/bin/ls").unwrap();
@@ -77,13 +94,17 @@ fn parse_reads_every_field() {
 fn entries_sorted_by_path() {
     let policy = sample_policy();
     let paths: Vec<&str> = policy.entries().map(|entry| entry.path.as_str()).collect();
-    assert_eq!(paths, ["/usr/bin/ls", "/usr/bin/run.sh", "/usr/lib/libc.so.6"]);
+    assert_eq!(
+        paths,
+        ["/usr/bin/ls", "/usr/bin/run.sh", "/usr/lib/libc.so.6"]
+    );
 
     let json = policy.to_json();
     let ls = json.find("/usr/bin/ls").unwrap();
     let run = json.find("/usr/bin/run.sh").unwrap();
     let libc = json.find("/usr/lib/libc.so.6").unwrap();
-    assert!(ls < run && run < libc, "entries out of order in:\n{json}");
+    assert!(ls < run, "entries out of order in:\n{json}");
+    assert!(run < libc, "entries out of order in:\n{json}");
 }
 
 #[test]
@@ -93,9 +114,16 @@ fn json_round_trip() {
 
     assert!(json.contains(r#""format": "portcullis-policy""#), "{json}");
     assert!(json.contains(r#""version": 1"#), "{json}");
-    assert!(json.contains(r#""created": "2026-12-04T20:00:00Z""#), "{json}");
+    assert!(
+        json.contains(r#""created": "2026-12-04T20:00:00Z""#),
+        "{json}"
+    );
     assert!(json.contains(r#""kind": "script""#), "{json}");
-    assert_eq!(json.matches("path_bound").count(), 1, "only true is written:\n{json}");
+    assert_eq!(
+        json.matches("path_bound").count(),
+        1,
+        "only true is written:\n{json}"
+    );
     assert!(json.ends_with("}\n"));
 
     let reparsed = Policy::parse(json.as_bytes(), "round trip").unwrap();
@@ -105,7 +133,9 @@ fn json_round_trip() {
 #[test]
 fn new_policy_round_trips() {
     let mut policy = Policy::new("/");
-    policy.add("/bin/sh", Digest([1; 32]), Kind::ElfExecutable).unwrap();
+    policy
+        .add("/bin/sh", Digest([1; 32]), Kind::ElfExecutable)
+        .unwrap();
 
     let reparsed = Policy::parse(policy.to_json().as_bytes(), "new").unwrap();
     assert_eq!(reparsed, policy);
@@ -122,7 +152,10 @@ fn save_atomic_round_trip() {
     let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644);
 
-    let names: Vec<_> = fs::read_dir(directory.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(directory.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["policy.json"], "temporary file left behind");
 }
 
@@ -153,9 +186,18 @@ fn save_atomic_failure_keeps_old_file() {
     let error = sample_policy().save_atomic(&target).unwrap_err();
 
     assert!(matches!(error, PolicyError::Save { .. }), "{error}");
-    assert!(error.to_string().contains(&target.display().to_string()), "{error}");
-    assert_eq!(fs::read_to_string(target.join("keep")).unwrap(), "old contents");
-    let names: Vec<_> = fs::read_dir(directory.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        error.to_string().contains(&target.display().to_string()),
+        "{error}"
+    );
+    assert_eq!(
+        fs::read_to_string(target.join("keep")).unwrap(),
+        "old contents"
+    );
+    let names: Vec<_> = fs::read_dir(directory.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["policy.json"], "temporary file left behind");
 }
 
@@ -178,7 +220,10 @@ fn load_missing_file_names_path() {
     let error = Policy::load(&path).unwrap_err();
 
     assert!(matches!(error, PolicyError::Read { .. }), "{error}");
-    assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+    assert!(
+        error.to_string().contains(&path.display().to_string()),
+        "{error}"
+    );
 }
 
 #[test]
@@ -226,8 +271,14 @@ fn reject_wrong_format() {
     let text = VALID.replace(r#""portcullis-policy""#, r#""fapolicyd-trust""#);
     let (line, column, message) = parse_error(&text);
 
-    assert_eq!((line, column), position_after(&text, r#""fapolicyd-trust""#));
-    assert!(message.contains(r#"wrong format "fapolicyd-trust""#), "{message}");
+    assert_eq!(
+        (line, column),
+        position_after(&text, r#""fapolicyd-trust""#)
+    );
+    assert!(
+        message.contains(r#"wrong format "fapolicyd-trust""#),
+        "{message}"
+    );
 }
 
 #[test]
@@ -248,8 +299,15 @@ fn reject_bad_digests() {
         let text = VALID.replace(LS_DIGEST, bad);
         let (line, column, message) = parse_error(&text);
 
-        assert_eq!((line, column), position_after(&text, &format!("\"{bad}\"")), "{bad}");
-        assert!(message.contains(&format!("invalid sha256 \"{bad}\"")), "{message}");
+        assert_eq!(
+            (line, column),
+            position_after(&text, &format!("\"{bad}\"")),
+            "{bad}"
+        );
+        assert!(
+            message.contains(&format!("invalid sha256 \"{bad}\"")),
+            "{message}"
+        );
         assert!(message.contains("64 lowercase hex digits"), "{message}");
     }
 }
@@ -267,8 +325,15 @@ fn reject_bad_paths() {
         let text = VALID.replace(r#""/usr/bin/ls""#, &format!("\"{bad}\""));
         let (line, column, message) = parse_error(&text);
 
-        assert_eq!((line, column), position_after(&text, &format!("\"{bad}\"")), "{bad}");
-        assert!(message.contains(&format!("invalid path \"{bad}\"")), "{message}");
+        assert_eq!(
+            (line, column),
+            position_after(&text, &format!("\"{bad}\"")),
+            "{bad}"
+        );
+        assert!(
+            message.contains(&format!("invalid path \"{bad}\"")),
+            "{message}"
+        );
         assert!(message.contains(reason), "{message}");
     }
 }
@@ -279,7 +344,10 @@ fn reject_relative_root() {
     let (line, column, message) = parse_error(&text);
 
     assert_eq!((line, column), position_after(&text, r#""srv/image""#));
-    assert!(message.contains(r#"invalid root "srv/image": must be absolute"#), "{message}");
+    assert!(
+        message.contains(r#"invalid root "srv/image": must be absolute"#),
+        "{message}"
+    );
 }
 
 #[test]
@@ -289,7 +357,10 @@ fn reject_unknown_keys() {
     assert_eq!((line, column), position_after(&top, r#""owner""#));
     assert!(message.contains("unknown field `owner`"), "{message}");
 
-    let entry = VALID.replace(r#""kind": "elf-executable""#, r#""kind": "elf-executable", "mode": 493"#);
+    let entry = VALID.replace(
+        r#""kind": "elf-executable""#,
+        r#""kind": "elf-executable", "mode": 493"#,
+    );
     let (line, column, message) = parse_error(&entry);
     assert_eq!((line, column), position_after(&entry, r#""mode""#));
     assert!(message.contains("unknown field `mode`"), "{message}");
@@ -301,7 +372,10 @@ fn reject_unknown_kind() {
     let (line, column, message) = parse_error(&text);
 
     assert_eq!((line, column), position_after(&text, r#""kernel-module""#));
-    assert!(message.contains("unknown variant `kernel-module`"), "{message}");
+    assert!(
+        message.contains("unknown variant `kernel-module`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -309,11 +383,17 @@ fn reject_duplicate_path() {
     let later = r#"{ "path": "/usr/sbin/later", "sha256": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "kind": "other" }"#;
     let text = VALID
         .replace(r#""/usr/bin/ls""#, r#""/usr/lib/libc.so.6""#)
-        .replace("\"path_bound\": true }\n", &format!("\"path_bound\": true }},\n    {later}\n"));
+        .replace(
+            "\"path_bound\": true }\n",
+            &format!("\"path_bound\": true }},\n    {later}\n"),
+        );
     let (line, column, message) = parse_error(&text);
 
     // The position is the end of the duplicate entry, not of the array.
-    assert_eq!((line, column), position_after(&text, r#""path_bound": true }"#));
+    assert_eq!(
+        (line, column),
+        position_after(&text, r#""path_bound": true }"#)
+    );
     assert_eq!(
         message,
         "duplicate path /usr/lib/libc.so.6 in entries[1]: entries[0] has the same path"
@@ -326,7 +406,10 @@ fn reject_bad_created_time() {
     let (line, column, message) = parse_error(&text);
 
     assert_eq!((line, column), position_after(&text, r#""04/12/2026""#));
-    assert!(message.contains(r#"invalid created time "04/12/2026""#), "{message}");
+    assert!(
+        message.contains(r#"invalid created time "04/12/2026""#),
+        "{message}"
+    );
 }
 
 #[test]
@@ -343,8 +426,12 @@ fn add_reports_new_and_existing() {
     let mut policy = sample_policy();
     let digest: Digest = LS_DIGEST.parse().unwrap();
 
-    assert!(!policy.add("/usr/bin/ls", digest, Kind::ElfExecutable).unwrap());
-    assert!(policy.add("/usr/bin/cat", digest, Kind::ElfExecutable).unwrap());
+    assert!(!policy
+        .add("/usr/bin/ls", digest, Kind::ElfExecutable)
+        .unwrap());
+    assert!(policy
+        .add("/usr/bin/cat", digest, Kind::ElfExecutable)
+        .unwrap());
     assert_eq!(policy.len(), 4);
     assert_eq!(policy.get("/usr/bin/cat").unwrap().sha256, digest);
 }
@@ -353,18 +440,25 @@ fn add_reports_new_and_existing() {
 fn add_rejects_changed_digest() {
     let mut policy = sample_policy();
 
-    let error = policy.add("/usr/bin/ls", Digest([9; 32]), Kind::ElfExecutable).unwrap_err();
+    let error = policy
+        .add("/usr/bin/ls", Digest([9; 32]), Kind::ElfExecutable)
+        .unwrap_err();
 
     assert!(matches!(error, PolicyError::Conflict { .. }), "{error}");
     assert!(error.to_string().contains(LS_DIGEST), "{error}");
-    assert_eq!(policy.get("/usr/bin/ls").unwrap().sha256.to_string(), LS_DIGEST);
+    assert_eq!(
+        policy.get("/usr/bin/ls").unwrap().sha256.to_string(),
+        LS_DIGEST
+    );
 }
 
 #[test]
 fn add_rejects_relative_path() {
     let mut policy = sample_policy();
 
-    let error = policy.add("bin/ls", Digest([9; 32]), Kind::ElfExecutable).unwrap_err();
+    let error = policy
+        .add("bin/ls", Digest([9; 32]), Kind::ElfExecutable)
+        .unwrap_err();
 
     assert!(matches!(error, PolicyError::InvalidPath { .. }), "{error}");
     assert_eq!(policy.len(), 3);

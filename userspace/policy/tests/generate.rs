@@ -21,7 +21,10 @@ fn host_shared_object() -> PathBuf {
         "/usr/lib/aarch64-linux-gnu/libc.so.6",
         "/lib64/libc.so.6",
     ];
-    let found = candidates.iter().map(PathBuf::from).find(|path| path.is_file());
+    let found = candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file());
     found.expect("no libc.so.6 found on the host to copy as a shared object")
 }
 
@@ -41,7 +44,9 @@ fn copy(from: &Path, to: &Path, mode: u32) {
 
 fn entry_summary(generated: &portcullis_policy::Generated) -> Vec<(String, Kind, Digest)> {
     let entries = generated.policy.entries();
-    entries.map(|entry| (entry.path.clone(), entry.kind, entry.sha256)).collect()
+    entries
+        .map(|entry| (entry.path.clone(), entry.kind, entry.sha256))
+        .collect()
 }
 
 #[test]
@@ -49,10 +54,26 @@ fn generate_fixture_entries() {
     let root = tempfile::tempdir().unwrap();
     let base = root.path();
 
-    copy(Path::new(HOST_EXECUTABLE), &base.join("usr/bin/true"), 0o755);
-    fs::hard_link(base.join("usr/bin/true"), base.join("usr/bin/true-hardlink")).unwrap();
-    copy(&host_shared_object(), &base.join("usr/lib/libc.so.6"), 0o644);
-    write(&base.join("usr/bin/hello.sh"), b"#!/bin/sh\necho hello\n", 0o755);
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("usr/bin/true"),
+        0o755,
+    );
+    fs::hard_link(
+        base.join("usr/bin/true"),
+        base.join("usr/bin/true-hardlink"),
+    )
+    .unwrap();
+    copy(
+        &host_shared_object(),
+        &base.join("usr/lib/libc.so.6"),
+        0o644,
+    );
+    write(
+        &base.join("usr/bin/hello.sh"),
+        b"#!/bin/sh\necho hello\n",
+        0o755,
+    );
 
     // Absolute target, resolved inside the root: no entry of its own.
     fs::create_dir_all(base.join("bin")).unwrap();
@@ -63,7 +84,11 @@ fn generate_fixture_entries() {
     symlink("usr/lib", base.join("lib")).unwrap();
 
     write(&base.join("etc/data.conf"), b"key = value\n", 0o644);
-    write(&base.join("usr/bin/not-a-script"), b"plain text with an execute bit\n", 0o755);
+    write(
+        &base.join("usr/bin/not-a-script"),
+        b"plain text with an execute bit\n",
+        0o755,
+    );
     write(&base.join("usr/share/noexec.sh"), b"#!/bin/sh\n", 0o644);
     copy(Path::new(HOST_EXECUTABLE), &base.join("proc/1/exe"), 0o755);
 
@@ -75,14 +100,29 @@ fn generate_fixture_entries() {
 
     let executable = sha256_of(Path::new(HOST_EXECUTABLE));
     let expected = vec![
-        ("/usr/bin/hello.sh".to_owned(), Kind::Script, sha256_of(&base.join("usr/bin/hello.sh"))),
+        (
+            "/usr/bin/hello.sh".to_owned(),
+            Kind::Script,
+            sha256_of(&base.join("usr/bin/hello.sh")),
+        ),
         ("/usr/bin/true".to_owned(), Kind::ElfExecutable, executable),
-        ("/usr/bin/true-hardlink".to_owned(), Kind::ElfExecutable, executable),
-        ("/usr/lib/libc.so.6".to_owned(), Kind::ElfSharedObject, sha256_of(&host_shared_object())),
+        (
+            "/usr/bin/true-hardlink".to_owned(),
+            Kind::ElfExecutable,
+            executable,
+        ),
+        (
+            "/usr/lib/libc.so.6".to_owned(),
+            Kind::ElfSharedObject,
+            sha256_of(&host_shared_object()),
+        ),
     ];
     assert_eq!(entry_summary(&generated), expected);
     assert!(generated.policy.entries().all(|entry| !entry.path_bound));
-    assert_eq!(generated.policy.root, fs::canonicalize(base).unwrap().to_str().unwrap());
+    assert_eq!(
+        generated.policy.root,
+        fs::canonicalize(base).unwrap().to_str().unwrap()
+    );
     assert!(generated.warnings.is_empty(), "{:?}", generated.warnings);
 
     let counts = generated.counts;
@@ -101,7 +141,10 @@ fn generate_fixture_entries() {
 
     let updates = updates.into_inner().unwrap();
     let first = updates.first().unwrap();
-    let last = updates.iter().max_by_key(|progress| progress.files_done).unwrap();
+    let last = updates
+        .iter()
+        .max_by_key(|progress| progress.files_done)
+        .unwrap();
     assert_eq!((first.files_done, first.bytes_done), (0, 0));
     // Six inodes are examined: the hard link is one of them.
     assert_eq!(first.files_total, 6);
@@ -123,7 +166,11 @@ fn generate_symlink_target_inside_root() {
 
     let generated = generate(base, &GenerateOptions::default(), |_: &Progress| {}).unwrap();
 
-    let expected = vec![("/opt/tool/run".to_owned(), Kind::Script, sha256_of(&base.join("opt/tool/run")))];
+    let expected = vec![(
+        "/opt/tool/run".to_owned(),
+        Kind::Script,
+        sha256_of(&base.join("opt/tool/run")),
+    )];
     assert_eq!(entry_summary(&generated), expected);
     assert_eq!(generated.counts.files_seen, 3);
     assert_eq!(generated.counts.files_hashed, 1);
@@ -133,15 +180,69 @@ fn generate_symlink_target_inside_root() {
 fn generate_respects_skip_list() {
     let root = tempfile::tempdir().unwrap();
     let base = root.path();
-    copy(Path::new(HOST_EXECUTABLE), &base.join("usr/bin/true"), 0o755);
-    copy(Path::new(HOST_EXECUTABLE), &base.join("var/cache/true"), 0o755);
-    let options = GenerateOptions { skip: vec![PathBuf::from("/var")], threads: Some(2) };
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("usr/bin/true"),
+        0o755,
+    );
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("var/cache/true"),
+        0o755,
+    );
+    // The link is walked, but its target is in a skipped subtree.
+    symlink("/var/cache/true", base.join("usr/bin/cached")).unwrap();
+    let options = GenerateOptions {
+        skip: vec![PathBuf::from("/var")],
+        threads: Some(2),
+    };
 
     let generated = generate(base, &options, |_: &Progress| {}).unwrap();
 
-    let paths: Vec<&str> = generated.policy.entries().map(|entry| entry.path.as_str()).collect();
+    let paths: Vec<&str> = generated
+        .policy
+        .entries()
+        .map(|entry| entry.path.as_str())
+        .collect();
     assert_eq!(paths, ["/usr/bin/true"]);
     assert_eq!(generated.counts.directories_skipped, 1);
+    assert_eq!(generated.counts.files_skipped, 1, "the link into /var");
+}
+
+#[test]
+fn generate_warns_on_non_utf8_name() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path();
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("usr/bin/true"),
+        0o755,
+    );
+    let bad_name = OsStr::from_bytes(b"tool-\xff");
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("usr/bin").join(bad_name),
+        0o755,
+    );
+
+    let generated = generate(base, &GenerateOptions::default(), |_: &Progress| {}).unwrap();
+
+    let paths: Vec<&str> = generated
+        .policy
+        .entries()
+        .map(|entry| entry.path.as_str())
+        .collect();
+    assert_eq!(paths, ["/usr/bin/true"]);
+    assert_eq!(generated.warnings.len(), 1, "{:?}", generated.warnings);
+    let canonical = fs::canonicalize(base).unwrap();
+    assert_eq!(
+        generated.warnings[0].path,
+        canonical.join("usr/bin").join(bad_name)
+    );
+    assert!(generated.warnings[0].message.contains("not valid UTF-8"));
 }
 
 #[test]
@@ -151,14 +252,17 @@ fn generate_missing_root_fails() {
 
     let error = generate(&missing, &GenerateOptions::default(), |_: &Progress| {}).unwrap_err();
 
-    assert!(error.to_string().contains(&missing.display().to_string()), "{error}");
+    assert!(
+        error.to_string().contains(&missing.display().to_string()),
+        "{error}"
+    );
 }
 
 /// The user that the unreadable-file test runs as when started by root.
 const NOBODY: u32 = 65534;
 
 /// Checks that unreadable files and directories become warnings. Root
-/// bypasses file modes, so under root the test runs itself again as
+/// bypasses file modes, so under root the test runs itself again as the user
 /// nobody in a child process, where chmod 000 takes effect.
 #[test]
 fn generate_warns_on_unreadable_files() {
@@ -168,7 +272,7 @@ fn generate_warns_on_unreadable_files() {
         return;
     }
 
-    // Copy the test binary where nobody can run it, because the build
+    // Copy the test binary where the user nobody can run it, because the build
     // directory may be closed to other users.
     let staging = tempfile::tempdir().unwrap();
     fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -180,7 +284,12 @@ fn generate_warns_on_unreadable_files() {
     std::os::unix::fs::chown(&scratch, Some(NOBODY), Some(NOBODY)).unwrap();
 
     let output = Command::new(&binary)
-        .args(["generate_warns_on_unreadable_files", "--exact", "--test-threads=1", "--nocapture"])
+        .args([
+            "generate_warns_on_unreadable_files",
+            "--exact",
+            "--test-threads=1",
+            "--nocapture",
+        ])
         .env("TMPDIR", &scratch)
         .uid(NOBODY)
         .gid(NOBODY)
@@ -189,31 +298,62 @@ fn generate_warns_on_unreadable_files() {
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "child run as nobody failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "child did not run the test:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "child run as nobody failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "child did not run the test:\n{stdout}\n{stderr}"
+    );
 }
 
 fn check_unreadable_files() {
     let root = tempfile::tempdir().unwrap();
     let base = root.path();
-    copy(Path::new(HOST_EXECUTABLE), &base.join("usr/bin/true"), 0o755);
-    copy(Path::new(HOST_EXECUTABLE), &base.join("usr/bin/secret"), 0o000);
-    copy(Path::new(HOST_EXECUTABLE), &base.join("usr/locked/inside"), 0o755);
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("usr/bin/true"),
+        0o755,
+    );
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("usr/bin/secret"),
+        0o000,
+    );
+    copy(
+        Path::new(HOST_EXECUTABLE),
+        &base.join("usr/locked/inside"),
+        0o755,
+    );
     fs::set_permissions(base.join("usr/locked"), fs::Permissions::from_mode(0o000)).unwrap();
-    assert!(fs::File::open(base.join("usr/bin/secret")).is_err(), "test needs an unreadable file");
+    assert!(
+        fs::File::open(base.join("usr/bin/secret")).is_err(),
+        "test needs an unreadable file"
+    );
 
     let generated = generate(base, &GenerateOptions::default(), |_: &Progress| {}).unwrap();
 
-    let paths: Vec<&str> = generated.policy.entries().map(|entry| entry.path.as_str()).collect();
+    let paths: Vec<&str> = generated
+        .policy
+        .entries()
+        .map(|entry| entry.path.as_str())
+        .collect();
     assert_eq!(paths, ["/usr/bin/true"]);
 
     let canonical = fs::canonicalize(base).unwrap();
     let warnings: Vec<String> = generated.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert_eq!(generated.warnings[0].path, canonical.join("usr/bin/secret"));
-    assert!(warnings[0].contains("failed to open: Permission denied"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("failed to open: Permission denied"),
+        "{warnings:?}"
+    );
     assert_eq!(generated.warnings[1].path, canonical.join("usr/locked"));
-    assert!(warnings[1].contains("failed to list: Permission denied"), "{warnings:?}");
+    assert!(
+        warnings[1].contains("failed to list: Permission denied"),
+        "{warnings:?}"
+    );
 
     // Let the temporary directory be removed.
     fs::set_permissions(base.join("usr/locked"), fs::Permissions::from_mode(0o755)).unwrap();
