@@ -8,7 +8,7 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 
-.PHONY: all setup kernel module userspace cargo-test qemu-test host-test run test clean
+.PHONY: all setup kernel module userspace cargo-test qemu-test host-test job run test clean
 
 all: module userspace
 
@@ -36,13 +36,17 @@ host-test: module userspace
 
 # The main job: a Debian root file system, its policy, enforcement, a real
 # workload and foreign code, in QEMU.
-run: setup module userspace
+job: module userspace
 	bash scripts/main-job
+
+run: setup
+	$(MAKE) job
 
 test: setup
 	$(MAKE) cargo-test
 	$(MAKE) qemu-test
 	$(MAKE) host-test
+	$(MAKE) job
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) $(KERNEL_MAKE_FLAGS) clean

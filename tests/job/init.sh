@@ -31,14 +31,16 @@ config() { # config MODE POLICY
 		"$1" "$2" >/etc/portcullis/portcullis.json
 }
 start_daemon() {
-	portcullisd --config /etc/portcullis/portcullis.json >>/var/log/portcullis/daemon.log 2>&1 &
+	# Each start gets its own log, so the wait below sees this start only.
+	DAEMON_LOG=/var/log/portcullis/daemon-$1.log
+	portcullisd --config /etc/portcullis/portcullis.json >"$DAEMON_LOG" 2>&1 &
 	DAEMON=$!
 	for _ in $(seq 100); do
-		grep -q "running; audit log" /var/log/portcullis/daemon.log && return 0
+		grep -q "running; audit log" "$DAEMON_LOG" && return 0
 		kill -0 $DAEMON 2>/dev/null || break
 		sleep 0.2
 	done
-	cat /var/log/portcullis/daemon.log | sed 's/^/# /'
+	sed 's/^/# /' "$DAEMON_LOG"
 	return 1
 }
 # patch_copy SOURCE DEST: a copy whose last byte, in the ELF section headers
@@ -72,7 +74,7 @@ echo "PORTCULLIS-GUEST-START main-job"
 # 1. The daemon loads the policy generated offline and enforces it.
 check "module loads" insmod /opt/portcullis/portcullis.ko
 config enforce /etc/portcullis/policy.json
-check "daemon starts in enforce mode" start_daemon
+check "daemon starts in enforce mode" start_daemon enforce
 check "module is in enforce mode" [ "$(status_field mode)" = enforce ]
 echo "JOB-SUMMARY policy_entries $(status_field policy_size)"
 
@@ -108,7 +110,7 @@ cp /etc/portcullis/policy.json /tmp/policy.good
 head -c 100 /tmp/policy.good >/etc/portcullis/policy.json
 kill -HUP $DAEMON
 sleep 2
-check "corrupt policy on SIGHUP is rejected in the log" grep -q "rejected new policy" /var/log/portcullis/daemon.log
+check "corrupt policy on SIGHUP is rejected in the log" grep -q "rejected new policy" "$DAEMON_LOG"
 check "policy generation unchanged after the rejected reload" [ "$(status_field policy_generation)" = "$generation" ]
 check "approved programs still run after the rejected reload" /opt/portcullis-job/check-system.sh
 expect_denied "foreign code still refused after the rejected reload" /tmp/static-hello
@@ -126,13 +128,14 @@ expect_denied "foreign code refused without the daemon" /tmp/ls-patched /
 # policy by SIGHUP, and run the same workload with no denial.
 rm -f /var/lib/portcullis/learned.json
 config learn /var/lib/portcullis/learned.json
-check "daemon starts in learn mode" start_daemon
+check "daemon starts in learn mode" start_daemon learn
 /opt/portcullis-job/workload.sh >/tmp/learn-run.tap
 check "workload runs in learn mode" bash -c "! grep -q '^not ok' /tmp/learn-run.tap"
 sleep 3
 check "learn mode wrote a policy" [ -s /var/lib/portcullis/learned.json ]
 learned=$(grep -c '"sha256"' /var/lib/portcullis/learned.json)
 echo "# learned $learned entries"
+grep -hE "WARN|ERROR" /var/log/portcullis/daemon-*.log | sed "s/^/# /"
 before=$(denied_total)
 config enforce /var/lib/portcullis/learned.json
 kill -HUP $DAEMON
@@ -145,5 +148,7 @@ kill $DAEMON
 wait $DAEMON 2>/dev/null
 
 echo "PORTCULLIS-GUEST-END main-job"
+# The learned policy does not cover sync and busybox; end in mode off.
+portcullis mode off
 sync
 busybox reboot -f

@@ -40,7 +40,18 @@ fn load_policy(config: &Config) -> Result<Policy> {
 }
 
 /// Puts `policy` and the settings of `config` in force in the module.
+///
+/// The order avoids a window that is stricter or looser than both the old
+/// and the new settings: when the mode goes down (enforce to learn), the
+/// mode changes before the policy, so no file is denied by the new policy
+/// under the old mode; otherwise the policy goes in force first, so the
+/// stronger mode never runs with the old policy.
 fn apply(client: &mut Client, config: &Config, policy: &Policy) -> Result<()> {
+    let current = client.status()?.mode;
+    let lowering = current.is_some_and(|mode| config.mode < mode);
+    if lowering {
+        set_mode(client, config.mode)?;
+    }
     let generation = client
         .replace_policy(&module_entries(policy))
         .with_context(|| format!("loading policy {} into the module", config.policy.display()))?;
@@ -50,14 +61,21 @@ fn apply(client: &mut Client, config: &Config, policy: &Policy) -> Result<()> {
         policy.len()
     );
     client.set_audit_allowed(config.audit_allowed)?;
-    client
-        .set_mode(config.mode)
-        .with_context(|| format!("setting mode {}", config.mode))?;
-    info!("mode {}", config.mode);
+    if !lowering {
+        set_mode(client, config.mode)?;
+    }
     if config.lock {
         client.lock().context("locking the module")?;
         info!("module locked until reboot");
     }
+    Ok(())
+}
+
+fn set_mode(client: &mut Client, mode: Mode) -> Result<()> {
+    client
+        .set_mode(mode)
+        .with_context(|| format!("setting mode {mode}"))?;
+    info!("mode {mode}");
     Ok(())
 }
 
@@ -111,20 +129,12 @@ impl Daemon {
         let mut last_housekeeping = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             if self.reload.swap(false, Ordering::Relaxed) {
+                // Learn what already ran before the policy file is reread.
+                self.drain_events();
+                self.housekeeping();
                 self.reload();
             }
-            match self.events.next_event() {
-                Ok(Some(event)) => {
-                    if let Err(err) = self.audit.write_event(&event) {
-                        error!("writing audit log {}: {err}", self.audit.path().display());
-                    }
-                    if let Some(learner) = &mut self.learner {
-                        learner.observe(&event);
-                    }
-                }
-                Ok(None) => {}
-                Err(err) => warn!("receiving events: {err}"),
-            }
+            self.receive_event();
             if last_housekeeping.elapsed() >= HOUSEKEEPING_INTERVAL {
                 self.housekeeping();
                 last_housekeeping = Instant::now();
@@ -134,6 +144,32 @@ impl Daemon {
         let _ = self.audit.flush();
         info!("stopping; the module keeps its mode and policy");
         Ok(())
+    }
+
+    /// Waits for one event and records it; returns false when none came
+    /// before the socket's timeout.
+    fn receive_event(&mut self) -> bool {
+        match self.events.next_event() {
+            Ok(Some(event)) => {
+                if let Err(err) = self.audit.write_event(&event) {
+                    error!("writing audit log {}: {err}", self.audit.path().display());
+                }
+                if let Some(learner) = &mut self.learner {
+                    learner.observe(&event);
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(err) => {
+                warn!("receiving events: {err}");
+                false
+            }
+        }
+    }
+
+    /// Records the events already waiting in the socket.
+    fn drain_events(&mut self) {
+        while self.receive_event() {}
     }
 
     fn housekeeping(&mut self) {
