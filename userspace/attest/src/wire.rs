@@ -149,6 +149,13 @@ pub fn baseline_mac(key: &[u8], device_id: &str, algorithm: Algorithm, tree_size
     keyed_mac(key, BASELINE_CONTEXT, &fields).finalize().into_bytes().to_vec()
 }
 
+/// Checks a baseline upload's MAC in constant time.
+pub fn verify_baseline_mac(key: &[u8], device_id: &str, algorithm: Algorithm, tree_size: u64, root: &[u8], mac: &[u8]) -> bool {
+    let size = tree_size.to_be_bytes();
+    let fields: [&[u8]; 4] = [device_id.as_bytes(), algorithm.name().as_bytes(), &size, root];
+    keyed_mac(key, BASELINE_CONTEXT, &fields).verify_slice(mac).is_ok()
+}
+
 /// The binding of an answer to its nonce: the same root under another nonce
 /// gives another binding, and only a holder of the device key can make one.
 pub fn answer_binding(
@@ -488,5 +495,8 @@ mod tests {
         assert_ne!(mac, baseline_mac(KEY, "dev1", Algorithm::Sha256, 20, &[0u8; 32]));
         assert_ne!(mac, baseline_mac(KEY, "dev2", Algorithm::Sha256, 20, &root));
         assert_ne!(mac, baseline_mac(KEY, "dev1", Algorithm::Sha256, 19, &root));
+        assert!(verify_baseline_mac(KEY, "dev1", Algorithm::Sha256, 20, &root, &mac));
+        assert!(!verify_baseline_mac(KEY, "dev1", Algorithm::Sha256, 20, &root, &mac[1..]));
+        assert!(!verify_baseline_mac(&[8u8; 32], "dev1", Algorithm::Sha256, 20, &root, &mac));
     }
 }
