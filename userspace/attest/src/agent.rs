@@ -7,7 +7,6 @@
 //! acknowledged it, across restarts. A nonce is recorded before its answer
 //! is sent and never answered again, even when the send failed.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,7 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure::{self, DigestCache, MeasurementList, Stats};
 use crate::rules::Rules;
-use crate::wire::{self, Answer, BaselineAck, BaselineUpload, Challenge, RegisterRequest, RegisterResponse, TpmEvidence, Verdict};
+use crate::wire::{
+    self, Answer, BaselineAck, BaselineUpload, Challenge, RegisterRequest, RegisterResponse,
+    TpmEvidence, Verdict,
+};
 
 /// Nonces kept in the answered list; older ones have long expired.
 const ANSWERED_NONCES_KEPT: usize = 1024;
@@ -68,15 +70,22 @@ pub struct Agent {
 impl Agent {
     pub fn new(config: AgentConfig, stop: Arc<AtomicBool>) -> Result<Agent> {
         if !config.verifier_url.starts_with("https://") {
-            bail!("verifier URL {:?} must start with https://", config.verifier_url);
+            bail!(
+                "verifier URL {:?} must start with https://",
+                config.verifier_url
+            );
         }
         let http = ureq::AgentBuilder::new()
             .tls_config(Arc::new(client_tls_config(&config.ca_file)?))
             .timeout_connect(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .build();
-        std::fs::create_dir_all(&config.state_dir)
-            .with_context(|| format!("cannot create state directory {}", config.state_dir.display()))?;
+        std::fs::create_dir_all(&config.state_dir).with_context(|| {
+            format!(
+                "cannot create state directory {}",
+                config.state_dir.display()
+            )
+        })?;
         Ok(Agent { config, http, stop })
     }
 
@@ -105,26 +114,47 @@ impl Agent {
             }
             return Ok(device);
         }
-        let request = RegisterRequest { device_id: self.config.device_id.clone() };
+        let request = RegisterRequest {
+            device_id: self.config.device_id.clone(),
+        };
         let response: RegisterResponse = self.request("POST", "/v1/devices", Some(&request))?;
-        let device = DeviceState { device_id: response.device_id, device_key: response.device_key };
+        let device = DeviceState {
+            device_id: response.device_id,
+            device_key: response.device_key,
+        };
         write_json(&self.state_path("device.json"), &device, 0o600)?;
-        log::info!("registered device {} with {}", device.device_id, self.config.verifier_url);
+        log::info!(
+            "registered device {} with {}",
+            device.device_id,
+            self.config.verifier_url
+        );
         Ok(device)
     }
 
     fn device_key(&self) -> Result<(DeviceState, Vec<u8>)> {
-        let device = self
-            .device()?
-            .ok_or_else(|| anyhow!("device {} is not registered; register it first", self.config.device_id))?;
-        let key = hex::decode(&device.device_key)
-            .with_context(|| format!("{}: device_key is not valid hex", self.state_path("device.json").display()))?;
+        let device = self.device()?.ok_or_else(|| {
+            anyhow!(
+                "device {} is not registered; register it first",
+                self.config.device_id
+            )
+        })?;
+        let key = hex::decode(&device.device_key).with_context(|| {
+            format!(
+                "{}: device_key is not valid hex",
+                self.state_path("device.json").display()
+            )
+        })?;
         Ok((device, key))
     }
 
     /// Measures what `rules` selects and stores it as the baseline to
     /// upload. An acknowledged baseline is replaced only when `replace`.
-    pub fn make_baseline(&self, rules: &Rules, replace: bool, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<(StoredBaseline, Stats)> {
+    pub fn make_baseline(
+        &self,
+        rules: &Rules,
+        replace: bool,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<(StoredBaseline, Stats)> {
         if let Some(existing) = self.baseline()? {
             if existing.acknowledged && !replace {
                 bail!(
@@ -136,7 +166,11 @@ impl Agent {
         let output = measure::measure(rules, &self.load_cache(), progress);
         self.store_cache(&output.cache)?;
         let root = hex::encode(output.list.tree().root());
-        let baseline = StoredBaseline { list: output.list, root, acknowledged: false };
+        let baseline = StoredBaseline {
+            list: output.list,
+            root,
+            acknowledged: false,
+        };
         write_json(&self.state_path("baseline.json"), &baseline, 0o600)?;
         Ok((baseline, output.stats))
     }
@@ -144,12 +178,21 @@ impl Agent {
     /// Sends the stored baseline until the verifier acknowledges it.
     pub fn upload_baseline(&self) -> Result<BaselineAck> {
         let (device, key) = self.device_key()?;
-        let mut baseline = self
-            .baseline()?
-            .ok_or_else(|| anyhow!("no baseline in {}; make one first", self.config.state_dir.display()))?;
+        let mut baseline = self.baseline()?.ok_or_else(|| {
+            anyhow!(
+                "no baseline in {}; make one first",
+                self.config.state_dir.display()
+            )
+        })?;
         let root = hex::decode(&baseline.root).context("stored baseline root is not valid hex")?;
         let tree_size = baseline.list.entries.len() as u64;
-        let mac = wire::baseline_mac(&key, &device.device_id, baseline.list.algorithm, tree_size, &root);
+        let mac = wire::baseline_mac(
+            &key,
+            &device.device_id,
+            baseline.list.algorithm,
+            tree_size,
+            &root,
+        );
         let upload = BaselineUpload {
             device_id: device.device_id.clone(),
             list: baseline.list.clone(),
@@ -160,17 +203,29 @@ impl Agent {
         let path = format!("/v1/devices/{}/baseline", device.device_id);
         let ack: BaselineAck = self.request("PUT", &path, Some(&upload))?;
         if ack.root != baseline.root {
-            bail!("verifier acknowledged root {} but the baseline root is {}", ack.root, baseline.root);
+            bail!(
+                "verifier acknowledged root {} but the baseline root is {}",
+                ack.root,
+                baseline.root
+            );
         }
         baseline.acknowledged = true;
         write_json(&self.state_path("baseline.json"), &baseline, 0o600)?;
-        log::info!("verifier acknowledged baseline {} of {} entries", ack.root, ack.entries);
+        log::info!(
+            "verifier acknowledged baseline {} of {} entries",
+            ack.root,
+            ack.entries
+        );
         Ok(ack)
     }
 
     /// Fetches a challenge, measures, and sends the answer once. When
     /// `save_answer` is given the answer is also written there.
-    pub fn answer_challenge(&self, rules: &Rules, save_answer: Option<&Path>) -> Result<(Verdict, Stats)> {
+    pub fn answer_challenge(
+        &self,
+        rules: &Rules,
+        save_answer: Option<&Path>,
+    ) -> Result<(Verdict, Stats)> {
         let (device, key) = self.device_key()?;
         let baseline = self
             .baseline()?
@@ -186,16 +241,35 @@ impl Agent {
 
         let path = format!("/v1/devices/{}/challenges", device.device_id);
         let challenge: Challenge = self.request::<(), _>("POST", &path, None)?;
-        let nonce = hex::decode(&challenge.nonce).context("verifier sent a nonce that is not valid hex")?;
+        let nonce =
+            hex::decode(&challenge.nonce).context("verifier sent a nonce that is not valid hex")?;
         if nonce.len() != wire::NONCE_LEN {
-            bail!("verifier sent a nonce of {} bytes, expected {}", nonce.len(), wire::NONCE_LEN);
+            bail!(
+                "verifier sent a nonce of {} bytes, expected {}",
+                nonce.len(),
+                wire::NONCE_LEN
+            );
         }
         self.record_answered(&challenge.nonce)?;
 
-        let output = measure::measure(rules, &self.load_cache(), &|_, _| {});
-        self.store_cache(&output.cache)?;
-        let baseline_root = hex::decode(&baseline.root).context("stored baseline root is not valid hex")?;
-        let answer = wire::make_answer(&key, &device.device_id, &nonce, &baseline.list, &baseline_root, &output.list, tpm_evidence());
+        let cache = self.load_cache();
+        let output = measure::measure(rules, &cache, &|_, _| {});
+        // With nothing re-hashed the new cache is the old one less any
+        // vanished paths, so an equal length means nothing to write.
+        if output.stats.files_hashed > 0 || output.cache.len() != cache.len() {
+            self.store_cache(&output.cache)?;
+        }
+        let baseline_root =
+            hex::decode(&baseline.root).context("stored baseline root is not valid hex")?;
+        let answer = wire::make_answer(
+            &key,
+            &device.device_id,
+            &nonce,
+            &baseline.list,
+            &baseline_root,
+            &output.list,
+            tpm_evidence(),
+        );
         if let Some(file) = save_answer {
             write_json(file, &answer, 0o600)?;
         }
@@ -238,7 +312,12 @@ impl Agent {
 
     /// Sends a request, retrying with doubling backoff while the verifier
     /// is unreachable or answers 5xx. A 4xx is final.
-    fn request<B: Serialize, T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&B>) -> Result<T> {
+    fn request<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
         let mut delay = self.config.first_backoff;
         let mut attempt = 1;
         loop {
@@ -260,27 +339,46 @@ impl Agent {
         }
     }
 
-    fn send<B: Serialize, T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&B>) -> Result<T> {
+    fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
         let url = format!("{}{path}", self.config.verifier_url.trim_end_matches('/'));
-        let request = self.http.request(method, &url).set("Content-Type", "application/json");
+        let request = self
+            .http
+            .request(method, &url)
+            .set("Content-Type", "application/json");
         let result = match body {
             Some(body) => request.send_string(&serde_json::to_string(body)?),
             None => request.call(),
         };
         match result {
             Ok(response) => {
-                let text = response.into_string().with_context(|| format!("cannot read response to {method} {url}"))?;
-                serde_json::from_str(&text).with_context(|| format!("invalid response to {method} {url}"))
+                let text = response
+                    .into_string()
+                    .with_context(|| format!("cannot read response to {method} {url}"))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("invalid response to {method} {url}"))
             }
             Err(ureq::Error::Status(code, response)) => {
                 let text = response.into_string().unwrap_or_default();
                 let message = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
-                    .and_then(|value| value.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                    .and_then(|value| {
+                        value
+                            .get("error")
+                            .and_then(|e| e.as_str())
+                            .map(str::to_string)
+                    })
                     .unwrap_or(text);
                 Err(HttpStatus { code, message }).with_context(|| format!("{method} {url}"))
             }
-            Err(error) => Err(anyhow::Error::new(error).context(format!("{method} {url}: verifier unreachable"))),
+            Err(error) => {
+                Err(anyhow::Error::new(error)
+                    .context(format!("{method} {url}: verifier unreachable")))
+            }
         }
     }
 }
@@ -296,7 +394,9 @@ pub struct HttpStatus {
 fn is_retryable(error: &anyhow::Error) -> bool {
     match error.downcast_ref::<HttpStatus>() {
         Some(status) => status.code >= 500,
-        None => error.chain().any(|cause| cause.is::<ureq::Transport>() || cause.is::<ureq::Error>()),
+        None => error
+            .chain()
+            .any(|cause| cause.is::<ureq::Transport>() || cause.is::<ureq::Error>()),
     }
 }
 
@@ -319,11 +419,20 @@ fn client_tls_config(ca_file: &Path) -> Result<rustls::ClientConfig> {
     let certificates = CertificateDer::pem_file_iter(ca_file)
         .with_context(|| format!("cannot read CA file {}", ca_file.display()))?;
     for (index, certificate) in certificates.enumerate() {
-        let certificate = certificate
-            .with_context(|| format!("{}: certificate {} is not valid PEM", ca_file.display(), index + 1))?;
-        roots
-            .add(certificate)
-            .with_context(|| format!("{}: certificate {} is not a usable CA", ca_file.display(), index + 1))?;
+        let certificate = certificate.with_context(|| {
+            format!(
+                "{}: certificate {} is not valid PEM",
+                ca_file.display(),
+                index + 1
+            )
+        })?;
+        roots.add(certificate).with_context(|| {
+            format!(
+                "{}: certificate {} is not a usable CA",
+                ca_file.display(),
+                index + 1
+            )
+        })?;
     }
     if roots.is_empty() {
         bail!("CA file {} contains no certificate", ca_file.display());
@@ -339,12 +448,17 @@ fn client_tls_config(ca_file: &Path) -> Result<rustls::ClientConfig> {
 /// the status names the device node when one exists.
 // TODO: attach a TPM2_Quote over the nonce where a TPM is present.
 pub fn tpm_evidence() -> TpmEvidence {
-    let node = ["/dev/tpmrm0", "/dev/tpm0"].into_iter().find(|node| Path::new(node).exists());
+    let node = ["/dev/tpmrm0", "/dev/tpm0"]
+        .into_iter()
+        .find(|node| Path::new(node).exists());
     let status = match node {
         Some(node) => format!("TPM at {node} not used: quoting is not implemented"),
         None => "no TPM: /dev/tpmrm0 and /dev/tpm0 are absent".to_string(),
     };
-    TpmEvidence { status, quote: None }
+    TpmEvidence {
+        status,
+        quote: None,
+    }
 }
 
 /// Reads a JSON state file; a missing file is None, a malformed one an
@@ -366,14 +480,15 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T, mode: u32) -> R
     use std::os::unix::fs::OpenOptionsExt;
     let temporary = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(mode)
             .open(&temporary)?;
-        serde_json::to_writer(&mut file, value)?;
-        file.flush()?;
+        let mut writer = std::io::BufWriter::new(file);
+        serde_json::to_writer(&mut writer, value)?;
+        let file = writer.into_inner().map_err(|error| error.into_error())?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)
     };
@@ -411,7 +526,9 @@ mod tests {
             attempts: 1,
             first_backoff: Duration::from_millis(10),
         };
-        let error = Agent::new(config, Arc::new(AtomicBool::new(false))).err().unwrap();
+        let error = Agent::new(config, Arc::new(AtomicBool::new(false)))
+            .err()
+            .unwrap();
         assert!(error.to_string().contains("must start with https://"));
     }
 
@@ -419,7 +536,10 @@ mod tests {
     fn empty_ca_file_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let error = agent(dir.path()).err().unwrap();
-        assert!(error.to_string().contains("contains no certificate"), "{error:#}");
+        assert!(
+            error.to_string().contains("contains no certificate"),
+            "{error:#}"
+        );
     }
 
     #[test]

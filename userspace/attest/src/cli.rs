@@ -132,13 +132,26 @@ pub fn run(command: Command) -> Result<ExitCode> {
             println!("registered device {}", device.device_id);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Baseline { agent, rules, replace, no_upload } => baseline(&agent, &rules, replace, no_upload),
+        Command::Baseline {
+            agent,
+            rules,
+            replace,
+            no_upload,
+        } => baseline(&agent, &rules, replace, no_upload),
         Command::Upload { agent } => {
             let ack = agent.agent()?.upload_baseline()?;
-            println!("verifier acknowledged baseline {} ({} entries)", ack.root, ack.entries);
+            println!(
+                "verifier acknowledged baseline {} ({} entries)",
+                ack.root, ack.entries
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Challenge { agent, rules, save_answer, json } => challenge(&agent, &rules, save_answer.as_deref(), json),
+        Command::Challenge {
+            agent,
+            rules,
+            save_answer,
+            json,
+        } => challenge(&agent, &rules, save_answer.as_deref(), json),
         Command::Status { state_dir, json } => status(&state_dir, json),
     }
 }
@@ -162,7 +175,13 @@ fn check_rules(path: &Path, json: bool) -> Result<ExitCode> {
     } else if rules.is_empty() {
         println!("{}: no rules, attestation is off", path.display());
     } else {
-        println!("{}: {} selections, {} excludes, hash {}", path.display(), rules.selections.len(), rules.excludes.len(), rules.algorithm);
+        println!(
+            "{}: {} selections, {} excludes, hash {}",
+            path.display(),
+            rules.selections.len(),
+            rules.excludes.len(),
+            rules.algorithm
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -206,7 +225,12 @@ fn measure_command(path: &Path, list: bool, json: bool) -> Result<ExitCode> {
     } else {
         if list {
             for entry in &output.list.entries {
-                println!("{} {:?} {}", entry.digest.as_deref().unwrap_or("-"), entry.kind, entry.path);
+                println!(
+                    "{} {:?} {}",
+                    entry.digest.as_deref().unwrap_or("-"),
+                    entry.kind,
+                    entry.path
+                );
             }
         }
         print_stats(&output.stats, elapsed);
@@ -223,10 +247,18 @@ fn print_stats(stats: &Stats, elapsed: Duration) {
     );
 }
 
-fn baseline(args: &AgentArgs, rules_path: &Path, replace: bool, no_upload: bool) -> Result<ExitCode> {
+fn baseline(
+    args: &AgentArgs,
+    rules_path: &Path,
+    replace: bool,
+    no_upload: bool,
+) -> Result<ExitCode> {
     let rules = Rules::load(rules_path)?;
     if rules.is_empty() {
-        println!("{}: no rules, attestation is off; no baseline made", rules_path.display());
+        println!(
+            "{}: no rules, attestation is off; no baseline made",
+            rules_path.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let agent = args.agent()?;
@@ -238,42 +270,70 @@ fn baseline(args: &AgentArgs, rules_path: &Path, replace: bool, no_upload: bool)
     })?;
     bar.finish_and_clear();
     print_stats(&stats, started.elapsed());
-    println!("stored baseline {} of {} entries", stored.root, stored.list.entries.len());
+    println!(
+        "stored baseline {} of {} entries",
+        stored.root,
+        stored.list.entries.len()
+    );
     if no_upload {
         return Ok(ExitCode::SUCCESS);
     }
     let ack = agent.upload_baseline()?;
-    println!("verifier acknowledged baseline {} ({} entries)", ack.root, ack.entries);
+    println!(
+        "verifier acknowledged baseline {} ({} entries)",
+        ack.root, ack.entries
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-fn challenge(args: &AgentArgs, rules_path: &Path, save_answer: Option<&Path>, json: bool) -> Result<ExitCode> {
+fn challenge(
+    args: &AgentArgs,
+    rules_path: &Path,
+    save_answer: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode> {
     let rules = Rules::load(rules_path)?;
     let agent = args.agent()?;
     let started = Instant::now();
     let (verdict, stats) = agent.answer_challenge(&rules, save_answer)?;
     if json {
-        println!("{}", serde_json::to_string(&json!({"verdict": verdict, "stats": stats, "seconds": started.elapsed().as_secs_f64()}))?);
+        println!(
+            "{}",
+            serde_json::to_string(
+                &json!({"verdict": verdict, "stats": stats, "seconds": started.elapsed().as_secs_f64()})
+            )?
+        );
     } else {
         print_stats(&stats, started.elapsed());
         if verdict.trusted {
             println!("trusted");
         } else {
             println!("untrusted");
-            for (label, paths) in [("changed", &verdict.changed), ("added", &verdict.added), ("removed", &verdict.removed)] {
+            for (label, paths) in [
+                ("changed", &verdict.changed),
+                ("added", &verdict.added),
+                ("removed", &verdict.removed),
+            ] {
                 for path in paths {
                     println!("{label} {path}");
                 }
             }
         }
     }
-    Ok(if verdict.trusted { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNTRUSTED) })
+    Ok(if verdict.trusted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_UNTRUSTED)
+    })
 }
 
 fn status(state_dir: &Path, json: bool) -> Result<ExitCode> {
-    let device: Option<crate::agent::DeviceState> = crate::agent::read_json(&state_dir.join("device.json"))?;
-    let baseline: Option<crate::agent::StoredBaseline> = crate::agent::read_json(&state_dir.join("baseline.json"))?;
-    let answered: Vec<String> = crate::agent::read_json(&state_dir.join("answered.json"))?.unwrap_or_default();
+    let device: Option<crate::agent::DeviceState> =
+        crate::agent::read_json(&state_dir.join("device.json"))?;
+    let baseline: Option<crate::agent::StoredBaseline> =
+        crate::agent::read_json(&state_dir.join("baseline.json"))?;
+    let answered: Vec<String> =
+        crate::agent::read_json(&state_dir.join("answered.json"))?.unwrap_or_default();
     let value = json!({
         "device_id": device.as_ref().map(|d| d.device_id.clone()),
         "baseline_root": baseline.as_ref().map(|b| b.root.clone()),
@@ -293,7 +353,11 @@ fn status(state_dir: &Path, json: bool) -> Result<ExitCode> {
                 "baseline {} of {} entries, {}",
                 b.root,
                 b.list.entries.len(),
-                if b.acknowledged { "acknowledged" } else { "not yet acknowledged" }
+                if b.acknowledged {
+                    "acknowledged"
+                } else {
+                    "not yet acknowledged"
+                }
             ),
             None => println!("no baseline"),
         }

@@ -56,7 +56,11 @@ impl Config {
     }
 
     fn agent_config(&self) -> Result<AgentConfig> {
-        let device_id = if self.device_id.is_empty() { host_name()? } else { self.device_id.clone() };
+        let device_id = if self.device_id.is_empty() {
+            host_name()?
+        } else {
+            self.device_id.clone()
+        };
         Ok(AgentConfig {
             verifier_url: self.verifier_url.clone(),
             ca_file: self.ca_file.clone(),
@@ -69,7 +73,8 @@ impl Config {
 }
 
 pub fn host_name() -> Result<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").context("cannot read the host name")?;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("cannot read the host name")?;
     Ok(name.trim().to_string())
 }
 
@@ -83,7 +88,10 @@ pub fn spawn(config: Config, stop: Arc<AtomicBool>) -> Result<Option<JoinHandle<
     }
     let rules = Rules::load(&config.rules_file)?;
     if rules.is_empty() {
-        log::info!("attestation is off: {} selects no path", config.rules_file.display());
+        log::info!(
+            "attestation is off: {} selects no path",
+            config.rules_file.display()
+        );
         return Ok(None);
     }
     let agent = Agent::new(config.agent_config()?, stop.clone())?;
@@ -99,7 +107,9 @@ fn run(agent: &Agent, rules: &Rules, interval: Duration, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         match cycle(agent, rules) {
             Ok(()) => {}
-            Err(error) => log::error!("attestation cycle failed: {error:#}; trying again in {interval:?}"),
+            Err(error) => {
+                log::error!("attestation cycle failed: {error:#}; trying again in {interval:?}")
+            }
         }
         if !sleep_unless_stopped(interval, stop) {
             break;
@@ -110,17 +120,27 @@ fn run(agent: &Agent, rules: &Rules, interval: Duration, stop: &AtomicBool) {
 
 fn cycle(agent: &Agent, rules: &Rules) -> Result<()> {
     agent.register()?;
-    let acknowledged = agent.baseline()?.is_some_and(|baseline| baseline.acknowledged);
+    let acknowledged = agent
+        .baseline()?
+        .is_some_and(|baseline| baseline.acknowledged);
     if !acknowledged {
         if agent.baseline()?.is_none() {
             let (baseline, stats) = agent.make_baseline(rules, false, &|_, _| {})?;
-            log::info!("made baseline {} over {} paths ({} files hashed)", baseline.root, stats.paths, stats.files_hashed);
+            log::info!(
+                "made baseline {} over {} paths ({} files hashed)",
+                baseline.root,
+                stats.paths,
+                stats.files_hashed
+            );
         }
         agent.upload_baseline()?;
     }
     let (verdict, stats) = agent.answer_challenge(rules, None)?;
     if verdict.trusted {
-        log::info!("verifier reports the device trusted ({} files re-hashed)", stats.files_hashed);
+        log::info!(
+            "verifier reports the device trusted ({} files re-hashed)",
+            stats.files_hashed
+        );
     } else {
         log::warn!(
             "verifier reports the device untrusted: {} changed, {} added, {} removed",
@@ -140,13 +160,19 @@ mod tests {
     fn empty_section_takes_defaults() {
         let config = Config::from_json(&serde_json::json!({})).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(config.rules_file, PathBuf::from("/etc/portcullis/baseline.rules"));
+        assert_eq!(
+            config.rules_file,
+            PathBuf::from("/etc/portcullis/baseline.rules")
+        );
     }
 
     #[test]
     fn unknown_key_is_named() {
         let error = Config::from_json(&serde_json::json!({"intervall_secs": 5})).unwrap_err();
-        assert!(format!("{error:#}").contains("unknown field `intervall_secs`"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("unknown field `intervall_secs`"),
+            "{error:#}"
+        );
     }
 
     #[test]
@@ -172,6 +198,8 @@ mod tests {
             rules_file: rules,
             ..Config::default()
         };
-        assert!(spawn(config, Arc::new(AtomicBool::new(false))).unwrap().is_none());
+        assert!(spawn(config, Arc::new(AtomicBool::new(false)))
+            .unwrap()
+            .is_none());
     }
 }

@@ -117,12 +117,22 @@ mod tests {
     #[test]
     fn known_digests_of_abc() {
         let cases = [
-            (Algorithm::Sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                Algorithm::Sha256,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
             (Algorithm::Sha1, "a9993e364706816aba3e25717850c26c9cd0d89d"),
-            (Algorithm::Blake3, "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"),
+            (
+                Algorithm::Blake3,
+                "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85",
+            ),
         ];
         for (algorithm, expected) in cases {
-            assert_eq!(hex::encode(algorithm.hash_parts(&[b"a", b"bc"])), expected, "{algorithm}");
+            assert_eq!(
+                hex::encode(algorithm.hash_parts(&[b"a", b"bc"])),
+                expected,
+                "{algorithm}"
+            );
             assert_eq!(algorithm.output_len() * 2, expected.len());
         }
         let sha512 = hex::encode(Algorithm::Sha512.hash_parts(&[b"abc"]));

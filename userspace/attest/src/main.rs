@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "portcullis-attest", version, about = "Remote attestation, device side")]
+#[command(
+    name = "portcullis-attest",
+    version,
+    about = "Remote attestation, device side"
+)]
 struct Arguments {
     #[command(subcommand)]
     command: portcullis_attest::cli::Command,

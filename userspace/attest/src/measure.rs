@@ -169,7 +169,9 @@ impl MeasurementList {
     }
 
     pub fn find(&self, path: &str) -> Option<usize> {
-        self.entries.binary_search_by(|entry| entry.path.as_str().cmp(path)).ok()
+        self.entries
+            .binary_search_by(|entry| entry.path.as_str().cmp(path))
+            .ok()
     }
 }
 
@@ -262,7 +264,11 @@ pub fn measure(rules: &Rules, cache: &DigestCache, progress: &(dyn Fn(u64, u64) 
         .into_par_iter()
         .map(|(name, path, walk_error)| {
             let result = match walk_error {
-                Some(error) => (error_entry(name, &error), None, Outcome::Failed(error_kind(&error))),
+                Some(error) => (
+                    error_entry(name, &error),
+                    None,
+                    Outcome::Failed(error_kind(&error)),
+                ),
                 None => measure_path(name, &path, rules.attributes, rules.algorithm, cache),
             };
             progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
@@ -270,8 +276,14 @@ pub fn measure(rules: &Rules, cache: &DigestCache, progress: &(dyn Fn(u64, u64) 
         })
         .collect();
 
-    let mut stats = Stats { paths: total, ..Stats::default() };
-    let mut new_cache = DigestCache { algorithm: Some(rules.algorithm), entries: HashMap::new() };
+    let mut stats = Stats {
+        paths: total,
+        ..Stats::default()
+    };
+    let mut new_cache = DigestCache {
+        algorithm: Some(rules.algorithm),
+        entries: HashMap::new(),
+    };
     let mut entries = Vec::with_capacity(results.len());
     for (measurement, cached, outcome) in results {
         match outcome {
@@ -291,7 +303,10 @@ pub fn measure(rules: &Rules, cache: &DigestCache, progress: &(dyn Fn(u64, u64) 
     }
 
     Output {
-        list: MeasurementList { algorithm: rules.algorithm, entries },
+        list: MeasurementList {
+            algorithm: rules.algorithm,
+            entries,
+        },
         cache: new_cache,
         stats,
     }
@@ -323,20 +338,28 @@ fn collect_paths(rules: &Rules) -> Vec<(String, PathBuf, Option<io::Error>)> {
             Depth::Directory => 1,
             Depth::Tree => usize::MAX,
         };
-        let walker = walkdir::WalkDir::new(&selection.path).follow_links(false).max_depth(max_depth);
+        let walker = walkdir::WalkDir::new(&selection.path)
+            .follow_links(false)
+            .max_depth(max_depth);
         let mut walker = walker.into_iter();
         while let Some(item) = walker.next() {
             match item {
                 Ok(entry) => {
                     // Excluded directories are not descended into.
-                    if entry.file_type().is_dir() && entry.depth() > 0 && rules.is_excluded(entry.path()) {
+                    if entry.file_type().is_dir()
+                        && entry.depth() > 0
+                        && rules.is_excluded(entry.path())
+                    {
                         walker.skip_current_dir();
                         continue;
                     }
                     add(&mut found, entry.into_path());
                 }
                 Err(error) => {
-                    let path = error.path().map(Path::to_path_buf).unwrap_or_else(|| selection.path.clone());
+                    let path = error
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| selection.path.clone());
                     let io_error = error
                         .into_io_error()
                         .unwrap_or_else(|| io::Error::other("file system loop"));
@@ -348,7 +371,10 @@ fn collect_paths(rules: &Rules) -> Vec<(String, PathBuf, Option<io::Error>)> {
             }
         }
     }
-    found.into_iter().map(|(name, (path, error))| (name, path, error)).collect()
+    found
+        .into_iter()
+        .map(|(name, (path, error))| (name, path, error))
+        .collect()
 }
 
 /// The recorded name of a path: the path itself when it is UTF-8, else
@@ -376,7 +402,10 @@ fn error_kind(error: &io::Error) -> Kind {
 fn error_entry(name: String, error: &io::Error) -> Measurement {
     let mut entry = Measurement::bare(name, error_kind(error));
     entry.error = Some(match error.raw_os_error() {
-        Some(code) => format!("{} (errno {code})", io::Error::from_raw_os_error(code).kind()),
+        Some(code) => format!(
+            "{} (errno {code})",
+            io::Error::from_raw_os_error(code).kind()
+        ),
         None => error.to_string(),
     });
     entry
@@ -391,7 +420,13 @@ fn measure_path(
 ) -> (Measurement, Option<CachedDigest>, Outcome) {
     let metadata = match std::fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
-        Err(error) => return (error_entry(name, &error), None, Outcome::Failed(error_kind(&error))),
+        Err(error) => {
+            return (
+                error_entry(name, &error),
+                None,
+                Outcome::Failed(error_kind(&error)),
+            )
+        }
     };
     let file_type = metadata.file_type();
     let kind = if file_type.is_file() {
@@ -436,7 +471,10 @@ fn measure_path(
     let version = InodeVersion::of(&metadata);
     if let Some(digest) = cache.lookup(algorithm, &entry.path, &version) {
         entry.digest = Some(digest.to_string());
-        let cached = CachedDigest { version, digest: digest.to_string() };
+        let cached = CachedDigest {
+            version,
+            digest: digest.to_string(),
+        };
         return (entry, Some(cached), Outcome::FromCache);
     }
 
@@ -495,19 +533,37 @@ mod tests {
         std::fs::write(root.join("sub/b.log"), b"skip me").unwrap();
         std::fs::write(root.join("sub/c"), b"").unwrap();
         symlink("a.txt", root.join("link")).unwrap();
-        let text = format!("tree {}\nexclude {}/**/*.log\n", root.display(), root.display());
+        let text = format!(
+            "tree {}\nexclude {}/**/*.log\n",
+            root.display(),
+            root.display()
+        );
 
         let output = measure(&rules(&text), &DigestCache::default(), &no_progress);
-        let names: Vec<&str> = output.list.entries.iter().map(|e| e.path.as_str()).collect();
+        let names: Vec<&str> = output
+            .list
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
         let base = root.display().to_string();
         assert_eq!(
             names,
-            [base.clone(), format!("{base}/a.txt"), format!("{base}/link"), format!("{base}/sub"), format!("{base}/sub/c")]
+            [
+                base.clone(),
+                format!("{base}/a.txt"),
+                format!("{base}/link"),
+                format!("{base}/sub"),
+                format!("{base}/sub/c")
+            ]
         );
         let file = &output.list.entries[1];
         assert_eq!(file.kind, Kind::File);
         assert_eq!(file.size, Some(3));
-        assert_eq!(file.digest.as_deref(), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert_eq!(
+            file.digest.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
         let link = &output.list.entries[2];
         assert_eq!(link.kind, Kind::Symlink);
         assert_eq!(link.link.as_deref(), Some("a.txt"));
@@ -522,7 +578,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("x/y")).unwrap();
         std::fs::write(dir.path().join("x/y/deep"), b"1").unwrap();
-        let output = measure(&rules(&format!("dir {}\n", dir.path().display())), &DigestCache::default(), &no_progress);
+        let output = measure(
+            &rules(&format!("dir {}\n", dir.path().display())),
+            &DigestCache::default(),
+            &no_progress,
+        );
         assert_eq!(output.list.entries.len(), 2);
         assert!(output.list.entries[1].path.ends_with("/x"));
     }
@@ -533,7 +593,11 @@ mod tests {
         let secret = dir.path().join("secret");
         std::fs::write(&secret, b"x").unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
-        let text = format!("file {}/gone\nfile {}\n", dir.path().display(), secret.display());
+        let text = format!(
+            "file {}/gone\nfile {}\n",
+            dir.path().display(),
+            secret.display()
+        );
 
         let output = measure(&rules(&text), &DigestCache::default(), &no_progress);
         let gone = &output.list.entries[0];
@@ -579,8 +643,16 @@ mod tests {
     fn cache_of_other_algorithm_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), "data").unwrap();
-        let sha256 = measure(&rules(&format!("tree {}\n", dir.path().display())), &DigestCache::default(), &no_progress);
-        let sha1 = measure(&rules(&format!("hash sha1\ntree {}\n", dir.path().display())), &sha256.cache, &no_progress);
+        let sha256 = measure(
+            &rules(&format!("tree {}\n", dir.path().display())),
+            &DigestCache::default(),
+            &no_progress,
+        );
+        let sha1 = measure(
+            &rules(&format!("hash sha1\ntree {}\n", dir.path().display())),
+            &sha256.cache,
+            &no_progress,
+        );
         assert_eq!(sha1.stats.files_hashed, 1);
         assert_eq!(sha1.list.entries[1].digest.as_ref().unwrap().len(), 40);
     }

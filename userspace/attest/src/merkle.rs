@@ -156,7 +156,11 @@ mod tests {
                 while split * 2 < n {
                     split *= 2;
                 }
-                node_hash(Algorithm::Sha256, &recursive_root(&leaves[..split]), &recursive_root(&leaves[split..]))
+                node_hash(
+                    Algorithm::Sha256,
+                    &recursive_root(&leaves[..split]),
+                    &recursive_root(&leaves[split..]),
+                )
             }
         }
     }
@@ -175,31 +179,48 @@ mod tests {
     fn roots_match_known_vectors() {
         for (count, expected) in ROOTS.iter().enumerate().map(|(i, root)| (i + 1, root)) {
             let tree = Tree::from_leaf_hashes(Algorithm::Sha256, leaves(count));
-            assert_eq!(hex::encode(tree.root()), *expected, "tree of {count} leaves");
+            assert_eq!(
+                hex::encode(tree.root()),
+                *expected,
+                "tree of {count} leaves"
+            );
         }
     }
 
     #[test]
     fn level_build_matches_recursive_split() {
         for count in 0..70 {
-            let leaves: Vec<Vec<u8>> =
-                (0..count).map(|i: u32| leaf_hash(Algorithm::Sha256, &i.to_be_bytes())).collect();
+            let leaves: Vec<Vec<u8>> = (0..count)
+                .map(|i: u32| leaf_hash(Algorithm::Sha256, &i.to_be_bytes()))
+                .collect();
             let tree = Tree::from_leaf_hashes(Algorithm::Sha256, leaves.clone());
-            assert_eq!(tree.root(), recursive_root(&leaves), "tree of {count} leaves");
+            assert_eq!(
+                tree.root(),
+                recursive_root(&leaves),
+                "tree of {count} leaves"
+            );
         }
     }
 
     #[test]
     fn every_proof_verifies() {
         for count in 1..40u64 {
-            let leaves: Vec<Vec<u8>> =
-                (0..count).map(|i| leaf_hash(Algorithm::Sha512, &i.to_be_bytes())).collect();
+            let leaves: Vec<Vec<u8>> = (0..count)
+                .map(|i| leaf_hash(Algorithm::Sha512, &i.to_be_bytes()))
+                .collect();
             let tree = Tree::from_leaf_hashes(Algorithm::Sha512, leaves.clone());
             let root = tree.root();
             for index in 0..count {
                 let proof = tree.inclusion_proof(index).unwrap();
                 assert!(
-                    verify_inclusion(Algorithm::Sha512, &leaves[index as usize], index, count, &proof, &root),
+                    verify_inclusion(
+                        Algorithm::Sha512,
+                        &leaves[index as usize],
+                        index,
+                        count,
+                        &proof,
+                        &root
+                    ),
                     "leaf {index} of {count}"
                 );
             }
@@ -225,13 +246,22 @@ mod tests {
         let last_proof = tree.inclusion_proof(6).unwrap();
         assert!(verify(&leaves[6], 6, 7, &last_proof, &root));
         assert!(!verify(&leaves[6], 6, 8, &last_proof, &root), "larger size");
-        assert!(!verify(&leaves[3], 7, 7, &proof, &root), "index past the end");
-        assert!(!verify(&leaves[3], 3, 7, &proof[..proof.len() - 1], &root), "short proof");
+        assert!(
+            !verify(&leaves[3], 7, 7, &proof, &root),
+            "index past the end"
+        );
+        assert!(
+            !verify(&leaves[3], 3, 7, &proof[..proof.len() - 1], &root),
+            "short proof"
+        );
         let mut long = proof.clone();
         long.push(root.clone());
         assert!(!verify(&leaves[3], 3, 7, &long, &root), "long proof");
         let mut flipped = proof.clone();
         flipped[0][0] ^= 1;
-        assert!(!verify(&leaves[3], 3, 7, &flipped, &root), "altered sibling");
+        assert!(
+            !verify(&leaves[3], 3, 7, &flipped, &root),
+            "altered sibling"
+        );
     }
 }

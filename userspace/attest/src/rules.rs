@@ -42,7 +42,14 @@ impl Default for Attributes {
     /// Records everything except mtime, which changes on a plain `touch`
     /// and so makes every reinstall of an identical file look like a change.
     fn default() -> Self {
-        Attributes { size: true, mode: true, uid: true, gid: true, mtime: false, link: true }
+        Attributes {
+            size: true,
+            mode: true,
+            uid: true,
+            gid: true,
+            mtime: false,
+            link: true,
+        }
     }
 }
 
@@ -180,8 +187,14 @@ impl Rules {
 }
 
 fn parse_attributes(argument: &str) -> Result<Attributes, String> {
-    let mut attributes =
-        Attributes { size: false, mode: false, uid: false, gid: false, mtime: false, link: false };
+    let mut attributes = Attributes {
+        size: false,
+        mode: false,
+        uid: false,
+        gid: false,
+        mtime: false,
+        link: false,
+    };
     for name in argument.split_whitespace() {
         let flag = match name {
             "size" => &mut attributes.size,
@@ -254,7 +267,13 @@ mod tests {
         assert!(rules.attributes.size && rules.attributes.mode && rules.attributes.mtime);
         assert!(!rules.attributes.uid && !rules.attributes.gid && !rules.attributes.link);
         assert_eq!(rules.selections.len(), 3);
-        assert_eq!(rules.selections[0], Selection { path: "/etc/passwd".into(), depth: Depth::File });
+        assert_eq!(
+            rules.selections[0],
+            Selection {
+                path: "/etc/passwd".into(),
+                depth: Depth::File
+            }
+        );
         assert_eq!(rules.selections[1].depth, Depth::Directory);
         assert_eq!(rules.selections[2].path, PathBuf::from("/usr/lib/my app"));
         assert_eq!(rules.selections[2].depth, Depth::Tree);
@@ -286,13 +305,29 @@ mod tests {
     #[test]
     fn every_error_names_its_line() {
         let cases: &[(&str, usize, &str)] = &[
-            ("file /a\nfrobnicate /x\n", 2, "unknown directive \"frobnicate\""),
+            (
+                "file /a\nfrobnicate /x\n",
+                2,
+                "unknown directive \"frobnicate\"",
+            ),
             ("hash md5\n", 1, "unknown hash algorithm \"md5\""),
             ("hash\n", 1, "hash needs an algorithm"),
             ("hash sha256\nhash sha1\n", 2, "hash is set twice"),
-            ("attributes size colour\n", 1, "unknown attribute \"colour\""),
-            ("attributes size size\n", 1, "attribute \"size\" is listed twice"),
-            ("attributes size\n\nattributes mode\n", 3, "attributes is set twice"),
+            (
+                "attributes size colour\n",
+                1,
+                "unknown attribute \"colour\"",
+            ),
+            (
+                "attributes size size\n",
+                1,
+                "attribute \"size\" is listed twice",
+            ),
+            (
+                "attributes size\n\nattributes mode\n",
+                3,
+                "attributes is set twice",
+            ),
             ("file\n", 1, "file needs a path"),
             ("dir\n", 1, "dir needs a path"),
             ("tree etc\n", 1, "tree path \"etc\" is not absolute"),
@@ -302,8 +337,14 @@ mod tests {
         for (text, line, message) in cases {
             let error = parse_error(text);
             assert_eq!(error.line, *line, "line for {text:?}");
-            assert!(error.message.contains(message), "message {:?} for {text:?}", error.message);
-            assert!(error.to_string().starts_with(&format!("test.rules:{line}: ")));
+            assert!(
+                error.message.contains(message),
+                "message {:?} for {text:?}",
+                error.message
+            );
+            assert!(error
+                .to_string()
+                .starts_with(&format!("test.rules:{line}: ")));
         }
     }
 
@@ -311,6 +352,8 @@ mod tests {
     fn unreadable_file_is_named() {
         let error = Rules::load(Path::new("/nonexistent/baseline.rules")).unwrap_err();
         assert_eq!(error.line, 0);
-        assert!(error.to_string().starts_with("/nonexistent/baseline.rules: cannot read"));
+        assert!(error
+            .to_string()
+            .starts_with("/nonexistent/baseline.rules: cannot read"));
     }
 }

@@ -143,17 +143,45 @@ fn keyed_mac(key: &[u8], context: &[u8], fields: &[&[u8]]) -> HmacSha256 {
 }
 
 /// The MAC of a baseline upload over the device id, algorithm, size and root.
-pub fn baseline_mac(key: &[u8], device_id: &str, algorithm: Algorithm, tree_size: u64, root: &[u8]) -> Vec<u8> {
+pub fn baseline_mac(
+    key: &[u8],
+    device_id: &str,
+    algorithm: Algorithm,
+    tree_size: u64,
+    root: &[u8],
+) -> Vec<u8> {
     let size = tree_size.to_be_bytes();
-    let fields: [&[u8]; 4] = [device_id.as_bytes(), algorithm.name().as_bytes(), &size, root];
-    keyed_mac(key, BASELINE_CONTEXT, &fields).finalize().into_bytes().to_vec()
+    let fields: [&[u8]; 4] = [
+        device_id.as_bytes(),
+        algorithm.name().as_bytes(),
+        &size,
+        root,
+    ];
+    keyed_mac(key, BASELINE_CONTEXT, &fields)
+        .finalize()
+        .into_bytes()
+        .to_vec()
 }
 
 /// Checks a baseline upload's MAC in constant time.
-pub fn verify_baseline_mac(key: &[u8], device_id: &str, algorithm: Algorithm, tree_size: u64, root: &[u8], mac: &[u8]) -> bool {
+pub fn verify_baseline_mac(
+    key: &[u8],
+    device_id: &str,
+    algorithm: Algorithm,
+    tree_size: u64,
+    root: &[u8],
+    mac: &[u8],
+) -> bool {
     let size = tree_size.to_be_bytes();
-    let fields: [&[u8]; 4] = [device_id.as_bytes(), algorithm.name().as_bytes(), &size, root];
-    keyed_mac(key, BASELINE_CONTEXT, &fields).verify_slice(mac).is_ok()
+    let fields: [&[u8]; 4] = [
+        device_id.as_bytes(),
+        algorithm.name().as_bytes(),
+        &size,
+        root,
+    ];
+    keyed_mac(key, BASELINE_CONTEXT, &fields)
+        .verify_slice(mac)
+        .is_ok()
 }
 
 /// The binding of an answer to its nonce: the same root under another nonce
@@ -168,14 +196,27 @@ pub fn answer_binding(
     root: &[u8],
 ) -> Vec<u8> {
     let size = tree_size.to_be_bytes();
-    let fields: [&[u8]; 6] =
-        [device_id.as_bytes(), nonce, algorithm.name().as_bytes(), baseline_root, &size, root];
-    keyed_mac(key, ANSWER_CONTEXT, &fields).finalize().into_bytes().to_vec()
+    let fields: [&[u8]; 6] = [
+        device_id.as_bytes(),
+        nonce,
+        algorithm.name().as_bytes(),
+        baseline_root,
+        &size,
+        root,
+    ];
+    keyed_mac(key, ANSWER_CONTEXT, &fields)
+        .finalize()
+        .into_bytes()
+        .to_vec()
 }
 
 /// Lists how `current` differs from `baseline`, with proofs from `tree`,
 /// which must be `current.tree()`.
-pub fn compute_changes(baseline: &MeasurementList, current: &MeasurementList, tree: &Tree) -> Changes {
+pub fn compute_changes(
+    baseline: &MeasurementList,
+    current: &MeasurementList,
+    tree: &Tree,
+) -> Changes {
     let proved = |index: usize| ProvedEntry {
         index: index as u64,
         entry: current.entries[index].clone(),
@@ -229,8 +270,15 @@ pub fn make_answer(
 ) -> Answer {
     let tree = current.tree();
     let root = tree.root();
-    let binding =
-        answer_binding(key, device_id, nonce, current.algorithm, baseline_root, tree.size(), &root);
+    let binding = answer_binding(
+        key,
+        device_id,
+        nonce,
+        current.algorithm,
+        baseline_root,
+        tree.size(),
+        &root,
+    );
     Answer {
         version: PROTOCOL_VERSION,
         device_id: device_id.to_string(),
@@ -259,7 +307,10 @@ pub fn verify_answer(
     answer: &Answer,
 ) -> Result<Verdict, String> {
     if answer.version != PROTOCOL_VERSION {
-        return Err(format!("protocol version {} is not {PROTOCOL_VERSION}", answer.version));
+        return Err(format!(
+            "protocol version {} is not {PROTOCOL_VERSION}",
+            answer.version
+        ));
     }
     if answer.device_id != device_id {
         return Err(format!("answer names device {:?}", answer.device_id));
@@ -281,8 +332,14 @@ pub fn verify_answer(
     let root = decode_hex("root", &answer.root)?;
     let binding = decode_hex("binding", &answer.binding)?;
     let size = answer.tree_size.to_be_bytes();
-    let fields: [&[u8]; 6] =
-        [device_id.as_bytes(), nonce, algorithm.name().as_bytes(), &baseline_root, &size, &root];
+    let fields: [&[u8]; 6] = [
+        device_id.as_bytes(),
+        nonce,
+        algorithm.name().as_bytes(),
+        &baseline_root,
+        &size,
+        &root,
+    ];
     keyed_mac(key, ANSWER_CONTEXT, &fields)
         .verify_slice(&binding)
         .map_err(|_| "binding does not match the device key, nonce and root".to_string())?;
@@ -294,8 +351,18 @@ pub fn verify_answer(
             .map(|sibling| decode_hex("proof", sibling))
             .collect::<Result<Vec<_>, _>>()?;
         let leaf = merkle::leaf_hash(algorithm, &proved.entry.canonical_bytes());
-        if !merkle::verify_inclusion(algorithm, &leaf, proved.index, answer.tree_size, &proof, &root) {
-            return Err(format!("inclusion proof for {:?} does not match the root", proved.entry.path));
+        if !merkle::verify_inclusion(
+            algorithm,
+            &leaf,
+            proved.index,
+            answer.tree_size,
+            &proof,
+            &root,
+        ) {
+            return Err(format!(
+                "inclusion proof for {:?} does not match the root",
+                proved.entry.path
+            ));
         }
     }
 
@@ -316,28 +383,46 @@ pub fn verify_answer(
 
 /// Returns `baseline` with the changes applied, or why they do not fit it.
 fn apply_changes(baseline: &MeasurementList, changes: &Changes) -> Result<MeasurementList, String> {
-    let mut entries: std::collections::BTreeMap<&str, &Measurement> =
-        baseline.entries.iter().map(|entry| (entry.path.as_str(), entry)).collect();
+    let mut entries: std::collections::BTreeMap<&str, &Measurement> = baseline
+        .entries
+        .iter()
+        .map(|entry| (entry.path.as_str(), entry))
+        .collect();
     for path in &changes.removed {
         if entries.remove(path.as_str()).is_none() {
             return Err(format!("removed path {path:?} is not in the baseline"));
         }
     }
     for proved in &changes.changed {
-        let slot = entries
-            .get_mut(proved.entry.path.as_str())
-            .ok_or_else(|| format!("changed path {:?} is not in the baseline", proved.entry.path))?;
+        let slot = entries.get_mut(proved.entry.path.as_str()).ok_or_else(|| {
+            format!(
+                "changed path {:?} is not in the baseline",
+                proved.entry.path
+            )
+        })?;
         if **slot == proved.entry {
-            return Err(format!("changed path {:?} equals its baseline entry", proved.entry.path));
+            return Err(format!(
+                "changed path {:?} equals its baseline entry",
+                proved.entry.path
+            ));
         }
         *slot = &proved.entry;
     }
     for proved in &changes.added {
         if baseline.find(&proved.entry.path).is_some() {
-            return Err(format!("added path {:?} is already in the baseline", proved.entry.path));
+            return Err(format!(
+                "added path {:?} is already in the baseline",
+                proved.entry.path
+            ));
         }
-        if entries.insert(proved.entry.path.as_str(), &proved.entry).is_some() {
-            return Err(format!("added path {:?} is listed twice", proved.entry.path));
+        if entries
+            .insert(proved.entry.path.as_str(), &proved.entry)
+            .is_some()
+        {
+            return Err(format!(
+                "added path {:?} is listed twice",
+                proved.entry.path
+            ));
         }
     }
     Ok(MeasurementList {
@@ -370,20 +455,38 @@ mod tests {
     }
 
     fn list(entries: Vec<Measurement>) -> MeasurementList {
-        MeasurementList { algorithm: Algorithm::Sha256, entries }
+        MeasurementList {
+            algorithm: Algorithm::Sha256,
+            entries,
+        }
     }
 
     fn baseline() -> MeasurementList {
-        list((0..20).map(|i| file(&format!("/etc/f{i:02}"), &format!("{i:02}"))).collect())
+        list(
+            (0..20)
+                .map(|i| file(&format!("/etc/f{i:02}"), &format!("{i:02}")))
+                .collect(),
+        )
     }
 
     fn no_tpm() -> TpmEvidence {
-        TpmEvidence { status: "absent".into(), quote: None }
+        TpmEvidence {
+            status: "absent".into(),
+            quote: None,
+        }
     }
 
     fn answer_for(current: &MeasurementList, nonce: &[u8]) -> Answer {
         let base = baseline();
-        make_answer(KEY, "dev1", nonce, &base, &base.tree().root(), current, no_tpm())
+        make_answer(
+            KEY,
+            "dev1",
+            nonce,
+            &base,
+            &base.tree().root(),
+            current,
+            no_tpm(),
+        )
     }
 
     #[test]
@@ -391,7 +494,13 @@ mod tests {
         let answer = answer_for(&baseline(), NONCE);
         assert!(answer.changes.is_empty());
         let verdict = verify_answer(KEY, "dev1", NONCE, &baseline(), &answer).unwrap();
-        assert_eq!(verdict, Verdict { trusted: true, ..Verdict::default() });
+        assert_eq!(
+            verdict,
+            Verdict {
+                trusted: true,
+                ..Verdict::default()
+            }
+        );
     }
 
     #[test]
@@ -437,7 +546,15 @@ mod tests {
     #[test]
     fn wrong_key_fails_binding() {
         let base = baseline();
-        let answer = make_answer(&[9u8; 32], "dev1", NONCE, &base, &base.tree().root(), &base, no_tpm());
+        let answer = make_answer(
+            &[9u8; 32],
+            "dev1",
+            NONCE,
+            &base,
+            &base.tree().root(),
+            &base,
+            no_tpm(),
+        );
         let error = verify_answer(KEY, "dev1", NONCE, &base, &answer).unwrap_err();
         assert!(error.starts_with("binding does not match"), "{error}");
     }
@@ -450,7 +567,10 @@ mod tests {
         let mut answer = answer_for(&current, NONCE);
         answer.changes = Changes::default();
         let error = verify_answer(KEY, "dev1", NONCE, &baseline(), &answer).unwrap_err();
-        assert_eq!(error, "baseline with the listed changes does not give the device's root");
+        assert_eq!(
+            error,
+            "baseline with the listed changes does not give the device's root"
+        );
     }
 
     #[test]
@@ -460,7 +580,10 @@ mod tests {
         let mut answer = answer_for(&current, NONCE);
         answer.changes.changed[0].entry.digest = Some("05".into());
         let error = verify_answer(KEY, "dev1", NONCE, &baseline(), &answer).unwrap_err();
-        assert!(error.starts_with("inclusion proof for \"/etc/f05\""), "{error}");
+        assert!(
+            error.starts_with("inclusion proof for \"/etc/f05\""),
+            "{error}"
+        );
     }
 
     #[test]
@@ -492,11 +615,35 @@ mod tests {
     fn baseline_mac_covers_root() {
         let root = baseline().tree().root();
         let mac = baseline_mac(KEY, "dev1", Algorithm::Sha256, 20, &root);
-        assert_ne!(mac, baseline_mac(KEY, "dev1", Algorithm::Sha256, 20, &[0u8; 32]));
+        assert_ne!(
+            mac,
+            baseline_mac(KEY, "dev1", Algorithm::Sha256, 20, &[0u8; 32])
+        );
         assert_ne!(mac, baseline_mac(KEY, "dev2", Algorithm::Sha256, 20, &root));
         assert_ne!(mac, baseline_mac(KEY, "dev1", Algorithm::Sha256, 19, &root));
-        assert!(verify_baseline_mac(KEY, "dev1", Algorithm::Sha256, 20, &root, &mac));
-        assert!(!verify_baseline_mac(KEY, "dev1", Algorithm::Sha256, 20, &root, &mac[1..]));
-        assert!(!verify_baseline_mac(&[8u8; 32], "dev1", Algorithm::Sha256, 20, &root, &mac));
+        assert!(verify_baseline_mac(
+            KEY,
+            "dev1",
+            Algorithm::Sha256,
+            20,
+            &root,
+            &mac
+        ));
+        assert!(!verify_baseline_mac(
+            KEY,
+            "dev1",
+            Algorithm::Sha256,
+            20,
+            &root,
+            &mac[1..]
+        ));
+        assert!(!verify_baseline_mac(
+            &[8u8; 32],
+            "dev1",
+            Algorithm::Sha256,
+            20,
+            &root,
+            &mac
+        ));
     }
 }

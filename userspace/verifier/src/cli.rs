@@ -73,26 +73,48 @@ pub enum Command {
 
 pub fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Serve { listen, cert, key, db, nonce_ttl_secs } => {
+        Command::Serve {
+            listen,
+            cert,
+            key,
+            db,
+            nonce_ttl_secs,
+        } => {
             let tls = server::server_tls_config(&cert, &key)?;
             let store = open_store(&db)?;
-            let listener = TcpListener::bind(&listen).with_context(|| format!("cannot listen on {listen}"))?;
-            log::info!("verifier listening on https://{}, database {}", listener.local_addr()?, db.display());
+            let listener =
+                TcpListener::bind(&listen).with_context(|| format!("cannot listen on {listen}"))?;
+            log::info!(
+                "verifier listening on https://{}, database {}",
+                listener.local_addr()?,
+                db.display()
+            );
             let verifier = Arc::new(Verifier::new(store, nonce_ttl_secs));
             server::serve(listener, tls, verifier, &AtomicBool::new(false))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { device, db, json } => report(device.as_deref(), &db, json),
-        Command::Challenge { device, db, nonce_ttl_secs, json } => {
+        Command::Challenge {
+            device,
+            db,
+            nonce_ttl_secs,
+            json,
+        } => {
             let store = open_store(&db)?;
             if store.device_key(&device)?.is_none() {
                 bail!("device {device} is not registered in {}", db.display());
             }
             let challenge = store.issue_challenge(&device, nonce_ttl_secs)?;
             if json {
-                println!("{}", serde_json::json!({"device_id": device, "nonce": challenge.nonce, "expires_at": challenge.expires_at}));
+                println!(
+                    "{}",
+                    serde_json::json!({"device_id": device, "nonce": challenge.nonce, "expires_at": challenge.expires_at})
+                );
             } else {
-                println!("issued nonce {} to device {device}, expires at {}", challenge.nonce, challenge.expires_at);
+                println!(
+                    "issued nonce {} to device {device}, expires at {}",
+                    challenge.nonce, challenge.expires_at
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -106,9 +128,15 @@ pub fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::GenCert { out_dir, subject_alt_names } => {
+        Command::GenCert {
+            out_dir,
+            subject_alt_names,
+        } => {
             crate::cert::generate(&out_dir, &subject_alt_names)?;
-            println!("wrote ca.pem, cert.pem and key.pem to {}", out_dir.display());
+            println!(
+                "wrote ca.pem, cert.pem and key.pem to {}",
+                out_dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -116,7 +144,8 @@ pub fn run(command: Command) -> Result<ExitCode> {
 
 fn open_store(db: &Path) -> Result<Store> {
     if let Some(parent) = db.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     Store::open(db)
 }
@@ -147,14 +176,23 @@ fn report(device: Option<&str>, db: &Path, json: bool) -> Result<ExitCode> {
 }
 
 pub fn print_report(report: &Report) {
-    let checked = report.checked_at.map_or(String::new(), |at| format!(" (checked at {at})"));
+    let checked = report
+        .checked_at
+        .map_or(String::new(), |at| format!(" (checked at {at})"));
     println!("{}: {}{checked}", report.device_id, report.status);
-    for (label, paths) in [("changed", &report.changed), ("added", &report.added), ("removed", &report.removed)] {
+    for (label, paths) in [
+        ("changed", &report.changed),
+        ("added", &report.added),
+        ("removed", &report.removed),
+    ] {
         for path in paths {
             println!("  {label} {path}");
         }
     }
     if let Some(rejection) = &report.last_rejection {
-        println!("  last rejected answer at {}: {}", rejection.at, rejection.reason);
+        println!(
+            "  last rejected answer at {}: {}",
+            rejection.at, rejection.reason
+        );
     }
 }

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "portcullis-verifier", version, about = "Remote attestation verifier")]
+#[command(
+    name = "portcullis-verifier",
+    version,
+    about = "Remote attestation verifier"
+)]
 struct Arguments {
     #[command(subcommand)]
     command: portcullis_verifier::cli::Command,

@@ -32,11 +32,20 @@ pub fn server_tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls
         .with_context(|| format!("cannot read certificate file {}", cert_file.display()))?
         .enumerate()
         .map(|(index, cert)| {
-            cert.with_context(|| format!("{}: certificate {} is not valid PEM", cert_file.display(), index + 1))
+            cert.with_context(|| {
+                format!(
+                    "{}: certificate {} is not valid PEM",
+                    cert_file.display(),
+                    index + 1
+                )
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     if chain.is_empty() {
-        bail!("certificate file {} contains no certificate", cert_file.display());
+        bail!(
+            "certificate file {} contains no certificate",
+            cert_file.display()
+        );
     }
     let key = PrivateKeyDer::from_pem_file(key_file)
         .with_context(|| format!("cannot read a private key from {}", key_file.display()))?;
@@ -50,8 +59,15 @@ pub fn server_tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls
 }
 
 /// Accepts connections until `stop` is set.
-pub fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, verifier: Arc<Verifier>, stop: &AtomicBool) -> Result<()> {
-    listener.set_nonblocking(true).context("cannot make the listener non-blocking")?;
+pub fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    verifier: Arc<Verifier>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the listener non-blocking")?;
     let active = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         let (stream, peer) = match listener.accept() {
@@ -66,7 +82,9 @@ pub fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, verifier: Ar
             }
         };
         if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            log::warn!("dropped connection from {peer}: {MAX_CONNECTIONS} connections already open");
+            log::warn!(
+                "dropped connection from {peer}: {MAX_CONNECTIONS} connections already open"
+            );
             continue;
         }
         active.fetch_add(1, Ordering::Relaxed);
@@ -81,7 +99,11 @@ pub fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, verifier: Ar
     Ok(())
 }
 
-fn handle_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>, verifier: &Verifier) -> Result<()> {
+fn handle_connection(
+    stream: TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+    verifier: &Verifier,
+) -> Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -93,7 +115,10 @@ fn handle_connection(stream: TcpStream, tls: Arc<rustls::ServerConfig>, verifier
         Err(RequestError::Io(error)) => return Err(error).context("cannot read request"),
         Err(RequestError::Bad(status, message)) => {
             log::warn!("rejected request: {message}");
-            Response { status, body: serde_json::json!({ "error": message }) }
+            Response {
+                status,
+                body: serde_json::json!({ "error": message }),
+            }
         }
     };
     write_response(&mut stream, &response)?;
@@ -119,7 +144,10 @@ fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), Req
     let (method, path, content_length, head_len) = loop {
         let count = stream.read(&mut chunk)?;
         if count == 0 {
-            return Err(RequestError::Bad(400, "connection closed inside the request head".into()));
+            return Err(RequestError::Bad(
+                400,
+                "connection closed inside the request head".into(),
+            ));
         }
         buffer.extend_from_slice(&chunk[..count]);
         let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -129,13 +157,18 @@ fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), Req
                 let mut content_length = 0usize;
                 for header in request.headers.iter() {
                     if header.name.eq_ignore_ascii_case("transfer-encoding") {
-                        return Err(RequestError::Bad(411, "chunked bodies are not supported; send Content-Length".into()));
+                        return Err(RequestError::Bad(
+                            411,
+                            "chunked bodies are not supported; send Content-Length".into(),
+                        ));
                     }
                     if header.name.eq_ignore_ascii_case("content-length") {
                         content_length = std::str::from_utf8(header.value)
                             .ok()
                             .and_then(|value| value.trim().parse().ok())
-                            .ok_or_else(|| RequestError::Bad(400, "invalid Content-Length".into()))?;
+                            .ok_or_else(|| {
+                                RequestError::Bad(400, "invalid Content-Length".into())
+                            })?;
                     }
                 }
                 let method = request.method.unwrap_or_default().to_string();
@@ -144,14 +177,25 @@ fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), Req
             }
             Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => continue,
             Ok(httparse::Status::Partial) => {
-                return Err(RequestError::Bad(431, format!("request head exceeds {MAX_HEAD} bytes")))
+                return Err(RequestError::Bad(
+                    431,
+                    format!("request head exceeds {MAX_HEAD} bytes"),
+                ))
             }
-            Err(error) => return Err(RequestError::Bad(400, format!("invalid HTTP request: {error}"))),
+            Err(error) => {
+                return Err(RequestError::Bad(
+                    400,
+                    format!("invalid HTTP request: {error}"),
+                ))
+            }
         }
     };
 
     if content_length > MAX_BODY {
-        return Err(RequestError::Bad(413, format!("body of {content_length} bytes exceeds {MAX_BODY}")));
+        return Err(RequestError::Bad(
+            413,
+            format!("body of {content_length} bytes exceeds {MAX_BODY}"),
+        ));
     }
     let mut body = buffer.split_off(head_len);
     if body.len() < content_length {
@@ -201,8 +245,10 @@ mod tests {
 
     #[test]
     fn request_with_body_parses() {
-        let (method, path, body) =
-            parse(b"PUT /v1/devices/a/baseline HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody").unwrap();
+        let (method, path, body) = parse(
+            b"PUT /v1/devices/a/baseline HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody",
+        )
+        .unwrap();
         assert_eq!(method, "PUT");
         assert_eq!(path, "/v1/devices/a/baseline");
         assert_eq!(body, b"body");
@@ -210,9 +256,24 @@ mod tests {
 
     #[test]
     fn bad_requests_get_status() {
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err().0, 411);
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").unwrap_err().0, 400);
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n").unwrap_err().0, 413);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap_err()
+                .0,
+            411
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n")
+                .unwrap_err()
+                .0,
+            400
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n")
+                .unwrap_err()
+                .0,
+            413
+        );
         assert_eq!(parse(b"GET / HTTP/1.1\r\nHost").unwrap_err().0, 400);
         assert_eq!(parse(b"\x01\x02 nonsense\r\n\r\n").unwrap_err().0, 400);
     }

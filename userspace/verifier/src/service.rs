@@ -13,7 +13,9 @@
 use std::sync::Mutex;
 
 use anyhow::Result;
-use portcullis_attest::wire::{self, Answer, BaselineAck, BaselineUpload, Challenge, RegisterRequest, RegisterResponse};
+use portcullis_attest::wire::{
+    self, Answer, BaselineAck, BaselineUpload, Challenge, RegisterRequest, RegisterResponse,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -33,7 +35,10 @@ impl Response {
     }
 
     fn error(status: u16, message: impl Into<String>) -> Response {
-        Response { status, body: json!({ "error": message.into() }) }
+        Response {
+            status,
+            body: json!({ "error": message.into() }),
+        }
     }
 }
 
@@ -44,21 +49,32 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(store: Store, nonce_ttl_secs: u64) -> Verifier {
-        Verifier { store: Mutex::new(store), nonce_ttl_secs }
+        Verifier {
+            store: Mutex::new(store),
+            nonce_ttl_secs,
+        }
     }
 
     /// Handles one request. Database failures become 500 and are logged.
     pub fn handle(&self, method: &str, path: &str, body: &[u8]) -> Response {
-        let store = self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let store = self
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         let result = match (method, segments.as_slice()) {
             ("POST", ["v1", "devices"]) => register(&store, body),
             ("GET", ["v1", "devices"]) => reports(&store),
             ("PUT", ["v1", "devices", id, "baseline"]) => receive_baseline(&store, id, body),
-            ("POST", ["v1", "devices", id, "challenges"]) => challenge(&store, id, self.nonce_ttl_secs),
+            ("POST", ["v1", "devices", id, "challenges"]) => {
+                challenge(&store, id, self.nonce_ttl_secs)
+            }
             ("POST", ["v1", "devices", id, "answers"]) => receive_answer(&store, id, body),
             ("GET", ["v1", "devices", id, "report"]) => report(&store, id),
-            _ => Ok(Response::error(404, format!("no such endpoint: {method} {path}"))),
+            _ => Ok(Response::error(
+                404,
+                format!("no such endpoint: {method} {path}"),
+            )),
         };
         result.unwrap_or_else(|error| {
             log::error!("{method} {path} failed: {error:#}");
@@ -71,18 +87,27 @@ impl Verifier {
 fn check_device_id(id: &str) -> Result<(), String> {
     let valid = !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if valid {
         Ok(())
     } else {
-        Err(format!("invalid device id {id:?}: use 1 to 64 of A-Z a-z 0-9 . _ -"))
+        Err(format!(
+            "invalid device id {id:?}: use 1 to 64 of A-Z a-z 0-9 . _ -"
+        ))
     }
 }
 
 fn register(store: &Store, body: &[u8]) -> Result<Response> {
     let request: RegisterRequest = match serde_json::from_slice(body) {
         Ok(request) => request,
-        Err(error) => return Ok(Response::error(400, format!("malformed registration: {error}"))),
+        Err(error) => {
+            return Ok(Response::error(
+                400,
+                format!("malformed registration: {error}"),
+            ))
+        }
     };
     if let Err(message) = check_device_id(&request.device_id) {
         return Ok(Response::error(400, message));
@@ -92,18 +117,33 @@ fn register(store: &Store, body: &[u8]) -> Result<Response> {
     match store.register(&request.device_id)? {
         Some(key) => {
             log::info!("registered device {}", request.device_id);
-            Ok(Response::ok(201, &RegisterResponse { device_id: request.device_id, device_key: hex::encode(key) }))
+            Ok(Response::ok(
+                201,
+                &RegisterResponse {
+                    device_id: request.device_id,
+                    device_key: hex::encode(key),
+                },
+            ))
         }
         None => {
-            log::warn!("rejected registration of device {}: already registered", request.device_id);
-            Ok(Response::error(409, format!("device {} is already registered", request.device_id)))
+            log::warn!(
+                "rejected registration of device {}: already registered",
+                request.device_id
+            );
+            Ok(Response::error(
+                409,
+                format!("device {} is already registered", request.device_id),
+            ))
         }
     }
 }
 
 fn receive_baseline(store: &Store, id: &str, body: &[u8]) -> Result<Response> {
     let Some(key) = store.device_key(id)? else {
-        return Ok(Response::error(404, format!("device {id} is not registered")));
+        return Ok(Response::error(
+            404,
+            format!("device {id} is not registered"),
+        ));
     };
     let reject = |status: u16, reason: String| -> Result<Response> {
         log::warn!("rejected baseline of device {id}: {reason}");
@@ -129,7 +169,10 @@ fn receive_baseline(store: &Store, id: &str, body: &[u8]) -> Result<Response> {
         return reject(403, "baseline MAC does not match the device key".into());
     }
 
-    let ack = BaselineAck { root: upload.root.clone(), entries: tree.size() };
+    let ack = BaselineAck {
+        root: upload.root.clone(),
+        entries: tree.size(),
+    };
     match store.baseline(id)? {
         // The device did not see the first acknowledgement and sent again.
         Some((_, stored_root)) if stored_root == upload.root => Ok(Response::ok(200, &ack)),
@@ -147,22 +190,44 @@ fn receive_baseline(store: &Store, id: &str, body: &[u8]) -> Result<Response> {
 
 fn challenge(store: &Store, id: &str, ttl_secs: u64) -> Result<Response> {
     if store.device_key(id)?.is_none() {
-        return Ok(Response::error(404, format!("device {id} is not registered")));
+        return Ok(Response::error(
+            404,
+            format!("device {id} is not registered"),
+        ));
     }
     if store.baseline(id)?.is_none() {
-        return Ok(Response::error(409, format!("device {id} has no baseline to check against")));
+        return Ok(Response::error(
+            409,
+            format!("device {id} has no baseline to check against"),
+        ));
     }
     let challenge = store.challenge(id, ttl_secs)?;
-    log::info!("issued nonce {} to device {id}, expires at {}", short(&challenge.nonce), challenge.expires_at);
-    Ok(Response::ok(200, &Challenge { nonce: challenge.nonce, expires_at: challenge.expires_at }))
+    log::info!(
+        "issued nonce {} to device {id}, expires at {}",
+        short(&challenge.nonce),
+        challenge.expires_at
+    );
+    Ok(Response::ok(
+        200,
+        &Challenge {
+            nonce: challenge.nonce,
+            expires_at: challenge.expires_at,
+        },
+    ))
 }
 
 fn receive_answer(store: &Store, id: &str, body: &[u8]) -> Result<Response> {
     let Some(key) = store.device_key(id)? else {
-        return Ok(Response::error(404, format!("device {id} is not registered")));
+        return Ok(Response::error(
+            404,
+            format!("device {id} is not registered"),
+        ));
     };
     let reject = |status: u16, nonce: Option<&str>, reason: String| -> Result<Response> {
-        log::warn!("rejected answer of device {id} (nonce {}): {reason}", nonce.map_or("-".into(), short));
+        log::warn!(
+            "rejected answer of device {id} (nonce {}): {reason}",
+            nonce.map_or("-".into(), short)
+        );
         store.record_rejection(id, nonce, &reason)?;
         Ok(Response::error(status, reason))
     };
@@ -177,13 +242,25 @@ fn receive_answer(store: &Store, id: &str, body: &[u8]) -> Result<Response> {
     };
     let nonce = Some(nonce_text);
     if challenge.device_id != id {
-        return reject(403, nonce, format!("nonce was issued to device {}", challenge.device_id));
+        return reject(
+            403,
+            nonce,
+            format!("nonce was issued to device {}", challenge.device_id),
+        );
     }
     if challenge.answered_at.is_some() {
-        return reject(409, nonce, "nonce was already answered; replayed answer".into());
+        return reject(
+            409,
+            nonce,
+            "nonce was already answered; replayed answer".into(),
+        );
     }
     if now() > challenge.expires_at {
-        return reject(410, nonce, format!("nonce expired at {}", challenge.expires_at));
+        return reject(
+            410,
+            nonce,
+            format!("nonce expired at {}", challenge.expires_at),
+        );
     }
     let Some((baseline, _)) = store.baseline(id)? else {
         return reject(409, nonce, "device has no baseline".into());
@@ -196,7 +273,11 @@ fn receive_answer(store: &Store, id: &str, body: &[u8]) -> Result<Response> {
         Ok(verdict) => {
             store.record_verdict(id, nonce_text, &verdict)?;
             if verdict.trusted {
-                log::info!("device {id} is trusted (nonce {}, tpm: {})", short(nonce_text), answer.tpm.status);
+                log::info!(
+                    "device {id} is trusted (nonce {}, tpm: {})",
+                    short(nonce_text),
+                    answer.tpm.status
+                );
             } else {
                 log::warn!(
                     "device {id} differs from its baseline (nonce {}): {} changed, {} added, {} removed",
@@ -215,7 +296,10 @@ fn receive_answer(store: &Store, id: &str, body: &[u8]) -> Result<Response> {
 fn report(store: &Store, id: &str) -> Result<Response> {
     match store.report(id)? {
         Some(report) => Ok(Response::ok(200, &report)),
-        None => Ok(Response::error(404, format!("device {id} is not registered"))),
+        None => Ok(Response::error(
+            404,
+            format!("device {id} is not registered"),
+        )),
     }
 }
 

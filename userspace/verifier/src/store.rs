@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS results (
 ";
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -86,8 +88,8 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
-        let connection =
-            Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
+        let connection = Connection::open(path)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
         connection
             .execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;")
             .and_then(|_| connection.execute_batch(SCHEMA))
@@ -108,13 +110,21 @@ impl Store {
     pub fn device_key(&self, device_id: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .connection
-            .query_row("SELECT device_key FROM devices WHERE id = ?1", [device_id], |row| row.get(0))
+            .query_row(
+                "SELECT device_key FROM devices WHERE id = ?1",
+                [device_id],
+                |row| row.get(0),
+            )
             .optional()?)
     }
 
     pub fn device_ids(&self) -> Result<Vec<String>> {
-        let mut statement = self.connection.prepare("SELECT id FROM devices ORDER BY id")?;
-        let ids = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+        let mut statement = self
+            .connection
+            .prepare("SELECT id FROM devices ORDER BY id")?;
+        let ids = statement
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
         Ok(ids)
     }
 
@@ -122,17 +132,26 @@ impl Store {
     pub fn baseline(&self, device_id: &str) -> Result<Option<(MeasurementList, String)>> {
         let row: Option<(String, String)> = self
             .connection
-            .query_row("SELECT list, root FROM baselines WHERE device_id = ?1", [device_id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
+            .query_row(
+                "SELECT list, root FROM baselines WHERE device_id = ?1",
+                [device_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
             .optional()?;
-        let Some((list, root)) = row else { return Ok(None) };
+        let Some((list, root)) = row else {
+            return Ok(None);
+        };
         let list = serde_json::from_str(&list)
             .with_context(|| format!("stored baseline of device {device_id} is not valid"))?;
         Ok(Some((list, root)))
     }
 
-    pub fn store_baseline(&self, device_id: &str, list: &MeasurementList, root: &str) -> Result<()> {
+    pub fn store_baseline(
+        &self,
+        device_id: &str,
+        list: &MeasurementList,
+        root: &str,
+    ) -> Result<()> {
         self.connection.execute(
             "INSERT INTO baselines (device_id, root, list, received_at) VALUES (?1, ?2, ?3, ?4)",
             params![device_id, root, serde_json::to_string(list)?, now() as i64],
@@ -143,7 +162,10 @@ impl Store {
     /// Drops a device's baseline so it can upload a new one; returns
     /// whether there was one.
     pub fn delete_baseline(&self, device_id: &str) -> Result<bool> {
-        Ok(self.connection.execute("DELETE FROM baselines WHERE device_id = ?1", [device_id])? == 1)
+        Ok(self
+            .connection
+            .execute("DELETE FROM baselines WHERE device_id = ?1", [device_id])?
+            == 1)
     }
 
     /// Returns an open challenge issued by an operator if one is pending,
@@ -151,8 +173,10 @@ impl Store {
     pub fn challenge(&self, device_id: &str, ttl_secs: u64) -> Result<StoredChallenge> {
         let now = now();
         // Challenges that expired a day ago can no longer explain anything.
-        self.connection
-            .execute("DELETE FROM challenges WHERE expires_at < ?1", [now.saturating_sub(86_400) as i64])?;
+        self.connection.execute(
+            "DELETE FROM challenges WHERE expires_at < ?1",
+            [now.saturating_sub(86_400) as i64],
+        )?;
         let pending: Option<StoredChallenge> = self
             .connection
             .query_row(
@@ -177,7 +201,12 @@ impl Store {
             "INSERT INTO challenges (nonce, device_id, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
             params![nonce, device_id, now as i64, expires_at as i64],
         )?;
-        Ok(StoredChallenge { nonce, device_id: device_id.to_string(), expires_at, answered_at: None })
+        Ok(StoredChallenge {
+            nonce,
+            device_id: device_id.to_string(),
+            expires_at,
+            answered_at: None,
+        })
     }
 
     /// Marks a challenge answered and returns it as it was before, so the
@@ -193,7 +222,9 @@ impl Store {
                 challenge_from_row,
             )
             .optional()?;
-        let Some(challenge) = before else { return Ok(None) };
+        let Some(challenge) = before else {
+            return Ok(None);
+        };
         if challenge.answered_at.is_none() {
             self.connection.execute(
                 "UPDATE challenges SET answered_at = ?2 WHERE nonce = ?1",
@@ -204,7 +235,11 @@ impl Store {
     }
 
     pub fn record_verdict(&self, device_id: &str, nonce: &str, verdict: &Verdict) -> Result<()> {
-        let outcome = if verdict.trusted { "trusted" } else { "untrusted" };
+        let outcome = if verdict.trusted {
+            "trusted"
+        } else {
+            "untrusted"
+        };
         self.connection.execute(
             "INSERT INTO results (device_id, nonce, checked_at, outcome, verdict) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![device_id, nonce, now() as i64, outcome, serde_json::to_string(verdict)?],
@@ -213,7 +248,12 @@ impl Store {
     }
 
     /// Records a rejected answer; `device_id` must be registered.
-    pub fn record_rejection(&self, device_id: &str, nonce: Option<&str>, reason: &str) -> Result<()> {
+    pub fn record_rejection(
+        &self,
+        device_id: &str,
+        nonce: Option<&str>,
+        reason: &str,
+    ) -> Result<()> {
         self.connection.execute(
             "INSERT INTO results (device_id, nonce, checked_at, outcome, reason) VALUES (?1, ?2, ?3, 'rejected', ?4)",
             params![device_id, nonce, now() as i64, reason],
@@ -228,7 +268,11 @@ impl Store {
         }
         let baseline_root: Option<String> = self
             .connection
-            .query_row("SELECT root FROM baselines WHERE device_id = ?1", [device_id], |row| row.get(0))
+            .query_row(
+                "SELECT root FROM baselines WHERE device_id = ?1",
+                [device_id],
+                |row| row.get(0),
+            )
             .optional()?;
         let last_verdict: Option<(u64, String)> = self
             .connection
@@ -263,9 +307,15 @@ impl Store {
             _ if report.baseline_root.is_none() => report.status = "no baseline".into(),
             None => report.status = "not verified yet".into(),
             Some((checked_at, verdict)) => {
-                let verdict: Verdict = serde_json::from_str(&verdict)
-                    .with_context(|| format!("stored verdict of device {device_id} is not valid"))?;
-                report.status = if verdict.trusted { "trusted" } else { "untrusted" }.into();
+                let verdict: Verdict = serde_json::from_str(&verdict).with_context(|| {
+                    format!("stored verdict of device {device_id} is not valid")
+                })?;
+                report.status = if verdict.trusted {
+                    "trusted"
+                } else {
+                    "untrusted"
+                }
+                .into();
                 report.checked_at = Some(checked_at);
                 report.changed = verdict.changed;
                 report.added = verdict.added;

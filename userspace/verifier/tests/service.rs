@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_attest::agent::{Agent, AgentConfig};
+use portcullis_attest::digest::Algorithm;
 use portcullis_attest::measure::{Kind, Measurement, MeasurementList};
 use portcullis_attest::rules::Rules;
 use portcullis_attest::wire::{self, Answer, Challenge, RegisterResponse, TpmEvidence};
-use portcullis_attest::digest::Algorithm;
 use portcullis_verifier::service::Verifier;
 use portcullis_verifier::store::Store;
 use serde_json::Value;
@@ -21,7 +21,11 @@ fn verifier(dir: &Path, ttl: u64) -> Verifier {
 }
 
 fn call(verifier: &Verifier, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let response = verifier.handle(method, path, serde_json::to_string(body).unwrap().as_bytes());
+    let response = verifier.handle(
+        method,
+        path,
+        serde_json::to_string(body).unwrap().as_bytes(),
+    );
     (response.status, response.body)
 }
 
@@ -43,13 +47,22 @@ fn entry(path: &str, digest: &str) -> Measurement {
 fn baseline_list() -> MeasurementList {
     MeasurementList {
         algorithm: Algorithm::Sha256,
-        entries: vec![entry("/bin/a", "aa"), entry("/bin/b", "bb"), entry("/bin/c", "cc")],
+        entries: vec![
+            entry("/bin/a", "aa"),
+            entry("/bin/b", "bb"),
+            entry("/bin/c", "cc"),
+        ],
     }
 }
 
 /// Registers dev1 and stores the baseline; returns the device key.
 fn enrol(verifier: &Verifier) -> Vec<u8> {
-    let (status, body) = call(verifier, "POST", "/v1/devices", &serde_json::json!({"device_id": "dev1"}));
+    let (status, body) = call(
+        verifier,
+        "POST",
+        "/v1/devices",
+        &serde_json::json!({"device_id": "dev1"}),
+    );
     assert_eq!(status, 201, "{body}");
     let registered: RegisterResponse = serde_json::from_value(body).unwrap();
     let key = hex::decode(registered.device_key).unwrap();
@@ -64,7 +77,12 @@ fn enrol(verifier: &Verifier) -> Vec<u8> {
 }
 
 fn fresh_nonce(verifier: &Verifier) -> Vec<u8> {
-    let (status, body) = call(verifier, "POST", "/v1/devices/dev1/challenges", &Value::Null);
+    let (status, body) = call(
+        verifier,
+        "POST",
+        "/v1/devices/dev1/challenges",
+        &Value::Null,
+    );
     assert_eq!(status, 200, "{body}");
     let challenge: Challenge = serde_json::from_value(body).unwrap();
     hex::decode(challenge.nonce).unwrap()
@@ -72,8 +90,19 @@ fn fresh_nonce(verifier: &Verifier) -> Vec<u8> {
 
 fn answer(key: &[u8], nonce: &[u8], current: &MeasurementList) -> Answer {
     let baseline = baseline_list();
-    let tpm = TpmEvidence { status: "absent".into(), quote: None };
-    wire::make_answer(key, "dev1", nonce, &baseline, &baseline.tree().root(), current, tpm)
+    let tpm = TpmEvidence {
+        status: "absent".into(),
+        quote: None,
+    };
+    wire::make_answer(
+        key,
+        "dev1",
+        nonce,
+        &baseline,
+        &baseline.tree().root(),
+        current,
+        tpm,
+    )
 }
 
 fn report(verifier: &Verifier) -> Value {
@@ -98,9 +127,15 @@ fn unchanged_device_is_trusted_once_per_nonce() {
 
     let (status, body) = call(&verifier, "POST", "/v1/devices/dev1/answers", &answer);
     assert_eq!(status, 409);
-    assert!(body["error"].as_str().unwrap().contains("replayed"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("replayed"),
+        "{body}"
+    );
     let report = report(&verifier);
-    assert!(report["last_rejection"]["reason"].as_str().unwrap().contains("already answered"));
+    assert!(report["last_rejection"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("already answered"));
 }
 
 #[test]
@@ -135,17 +170,25 @@ fn bad_answers_never_mark_trusted() {
     // Malformed JSON.
     let response = verifier.handle("POST", "/v1/devices/dev1/answers", b"{\"version\": 1,");
     assert_eq!(response.status, 400);
-    assert!(response.body["error"].as_str().unwrap().starts_with("malformed answer"));
+    assert!(response.body["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("malformed answer"));
 
     // A nonce the verifier never issued.
-    let (status, _) = post(&serde_json::to_value(answer(&key, &[5u8; 32], &baseline_list())).unwrap());
+    let (status, _) =
+        post(&serde_json::to_value(answer(&key, &[5u8; 32], &baseline_list())).unwrap());
     assert_eq!(status, 400);
 
     // Forged: made without the device key.
     let nonce = fresh_nonce(&verifier);
-    let (status, body) = post(&serde_json::to_value(answer(&[0u8; 32], &nonce, &baseline_list())).unwrap());
+    let (status, body) =
+        post(&serde_json::to_value(answer(&[0u8; 32], &nonce, &baseline_list())).unwrap());
     assert_eq!(status, 403);
-    assert!(body["error"].as_str().unwrap().starts_with("binding does not match"));
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("binding does not match"));
 
     // The forged attempt used up its nonce, so the genuine answer is a replay.
     let (status, _) = post(&serde_json::to_value(answer(&key, &nonce, &baseline_list())).unwrap());
@@ -180,7 +223,10 @@ fn baseline_is_accepted_once() {
     let root = list.tree().root();
     let mac = hex::encode(wire::baseline_mac(&key, "dev1", list.algorithm, 3, &root));
     let same = serde_json::json!({"device_id": "dev1", "list": list, "root": hex::encode(&root), "mac": mac});
-    assert_eq!(call(&verifier, "PUT", "/v1/devices/dev1/baseline", &same).0, 200);
+    assert_eq!(
+        call(&verifier, "PUT", "/v1/devices/dev1/baseline", &same).0,
+        200
+    );
 
     let mut other = baseline_list();
     other.entries.pop();
@@ -191,18 +237,36 @@ fn baseline_is_accepted_once() {
     assert_eq!(status, 409, "{body}");
 
     let bad_mac = serde_json::json!({"device_id": "dev1", "list": other, "root": hex::encode(&root), "mac": "00"});
-    assert_eq!(call(&verifier, "PUT", "/v1/devices/dev1/baseline", &bad_mac).0, 403);
+    assert_eq!(
+        call(&verifier, "PUT", "/v1/devices/dev1/baseline", &bad_mac).0,
+        403
+    );
 }
 
 #[test]
 fn registration_checks_id() {
     let dir = tempfile::tempdir().unwrap();
     let verifier = verifier(dir.path(), 60);
-    let (status, _) = call(&verifier, "POST", "/v1/devices", &serde_json::json!({"device_id": "../x"}));
+    let (status, _) = call(
+        &verifier,
+        "POST",
+        "/v1/devices",
+        &serde_json::json!({"device_id": "../x"}),
+    );
     assert_eq!(status, 400);
-    let (status, _) = call(&verifier, "POST", "/v1/devices", &serde_json::json!({"device_id": "ok-1"}));
+    let (status, _) = call(
+        &verifier,
+        "POST",
+        "/v1/devices",
+        &serde_json::json!({"device_id": "ok-1"}),
+    );
     assert_eq!(status, 201);
-    let (status, _) = call(&verifier, "POST", "/v1/devices", &serde_json::json!({"device_id": "ok-1"}));
+    let (status, _) = call(
+        &verifier,
+        "POST",
+        "/v1/devices",
+        &serde_json::json!({"device_id": "ok-1"}),
+    );
     assert_eq!(status, 409);
 }
 
@@ -210,11 +274,20 @@ fn registration_checks_id() {
 /// its URL.
 fn start_https(dir: &Path, stop: Arc<AtomicBool>) -> String {
     portcullis_verifier::cert::generate(&dir.join("tls"), &["127.0.0.1".to_string()]).unwrap();
-    let tls = portcullis_verifier::server::server_tls_config(&dir.join("tls/cert.pem"), &dir.join("tls/key.pem")).unwrap();
+    let tls = portcullis_verifier::server::server_tls_config(
+        &dir.join("tls/cert.pem"),
+        &dir.join("tls/key.pem"),
+    )
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
     let verifier = Arc::new(verifier(dir, 60));
-    std::thread::spawn(move || portcullis_verifier::server::serve(listener, tls, verifier, &stop).unwrap());
+    std::thread::spawn(move || {
+        portcullis_verifier::server::serve(listener, tls, verifier, &stop).unwrap()
+    });
     url
 }
 
@@ -257,7 +330,10 @@ fn agent_over_https_detects_changes() {
     assert_eq!(verdict.changed, [format!("{}/edit", files.display())]);
     assert_eq!(verdict.removed, [format!("{}/delete", files.display())]);
     assert_eq!(verdict.added, [format!("{}/new", files.display())]);
-    assert_eq!(stats.files_hashed, 2, "only the edited and the new file are read again");
+    assert_eq!(
+        stats.files_hashed, 2,
+        "only the edited and the new file are read again"
+    );
     stop.store(true, Ordering::Relaxed);
 }
 
@@ -266,7 +342,8 @@ fn agent_rejects_verifier_with_other_ca() {
     let dir = tempfile::tempdir().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let url = start_https(dir.path(), stop.clone());
-    portcullis_verifier::cert::generate(&dir.path().join("other"), &["127.0.0.1".to_string()]).unwrap();
+    portcullis_verifier::cert::generate(&dir.path().join("other"), &["127.0.0.1".to_string()])
+        .unwrap();
     let agent = agent(dir.path(), &url, &dir.path().join("other/ca.pem"));
     let error = agent.register().unwrap_err();
     assert!(format!("{error:#}").contains("certificate"), "{error:#}");
