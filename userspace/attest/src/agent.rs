@@ -28,7 +28,7 @@ use crate::wire::{
 /// Nonces kept in the answered list; older ones have long expired.
 const ANSWERED_NONCES_KEPT: usize = 1024;
 
-/// Where the agent finds the verifier and keeps its state.
+/// Verifier address, trust and state settings of the device agent.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// Base URL, `https://host:port`.
@@ -101,7 +101,7 @@ impl Agent {
         read_json(&self.state_path("baseline.json"))
     }
 
-    /// Registers the device unless it already holds a device key.
+    /// Registers the device unless it already has a device key.
     pub fn register(&self) -> Result<DeviceState> {
         if let Some(device) = self.device()? {
             if device.device_id != self.config.device_id {

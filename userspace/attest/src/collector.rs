@@ -1,6 +1,6 @@
 //! The attestation collector that portcullisd runs on its own thread:
 //! register, make and upload the baseline, then answer a challenge every
-//! interval until told to stop.
+//! interval until its stop flag is set.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

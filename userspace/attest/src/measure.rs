@@ -24,7 +24,7 @@ use crate::rules::{Attributes, Depth, Rules};
 
 const READ_CHUNK: usize = 256 * 1024;
 
-/// What a measured path turned out to be.
+/// Type of a measured path, as lstat reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -61,7 +61,7 @@ pub struct Measurement {
     /// Hex digest of the content, for regular files that could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    /// Why a Missing or Unreadable path has no digest.
+    /// Reason a Missing or Unreadable path has no digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -82,7 +82,7 @@ impl Measurement {
         }
     }
 
-    /// The unambiguous byte encoding that the Merkle leaf hashes: each
+    /// Encodes the measurement for its Merkle leaf, unambiguously: each
     /// present field as a one-byte tag, a big-endian u32 length and the
     /// value, in a fixed order.
     pub fn canonical_bytes(&self) -> Vec<u8> {
@@ -175,7 +175,7 @@ impl MeasurementList {
     }
 }
 
-/// Identity and version of a file's content as far as stat tells: any
+/// Identity and version of a file's content as stat reports them: any
 /// write or attribute change moves ctime, which user space cannot set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct InodeVersion {
@@ -377,7 +377,7 @@ fn collect_paths(rules: &Rules) -> Vec<(String, PathBuf, Option<io::Error>)> {
         .collect()
 }
 
-/// The recorded name of a path: the path itself when it is UTF-8, else
+/// Returns the recorded name of a path: the path itself when it is UTF-8, else
 /// with each invalid byte written as `\xNN`.
 pub fn path_name(path: &Path) -> String {
     let bytes = path.as_os_str().as_bytes();
@@ -606,7 +606,7 @@ mod tests {
         assert_eq!(output.stats.missing, 1);
 
         // Root reads any file regardless of mode, so only an unprivileged run
-        // sees the unreadable case.
+        // can check the unreadable case.
         let secret_entry = &output.list.entries[1];
         if unsafe { libc::geteuid() } != 0 {
             assert_eq!(secret_entry.kind, Kind::Unreadable);

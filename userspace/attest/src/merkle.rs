@@ -1,6 +1,6 @@
 //! A Merkle tree over the sorted measurement list, shaped as in RFC 9162
-//! (Certificate Transparency 2.0), section 2.1: leaves are hashed as
-//! `H(0x00 || data)`, inner nodes as `H(0x01 || left || right)`, and a tree
+//! (Certificate Transparency 2.0), section 2.1. Leaves are hashed as
+//! `H(0x00 || data)` and inner nodes as `H(0x01 || left || right)`. A tree
 //! of n leaves splits at the largest power of two below n.
 //!
 //! The tree is built level by level: pairs are hashed and an unpaired last
@@ -20,7 +20,7 @@ fn node_hash(algorithm: Algorithm, left: &[u8], right: &[u8]) -> Vec<u8> {
     algorithm.hash_parts(&[&[NODE_PREFIX], left, right])
 }
 
-/// A built tree: `levels[0]` holds the leaf hashes, the last level the root.
+/// A built tree: `levels[0]` contains the leaf hashes, the last level the root.
 #[derive(Debug, Clone)]
 pub struct Tree {
     algorithm: Algorithm,
@@ -50,7 +50,7 @@ impl Tree {
         self.levels[0].len() as u64
     }
 
-    /// The root; the hash of the empty string for an empty tree.
+    /// Returns the root, or the hash of the empty string for an empty tree.
     pub fn root(&self) -> Vec<u8> {
         match self.levels.last().and_then(|level| level.first()) {
             Some(root) => root.clone(),
@@ -58,7 +58,7 @@ impl Tree {
         }
     }
 
-    /// The audit path of leaf `index`, lowest sibling first, or None when
+    /// Returns the audit path of leaf `index`, lowest sibling first, or None when
     /// `index` is outside the tree.
     pub fn inclusion_proof(&self, index: u64) -> Option<Vec<Vec<u8>>> {
         if index >= self.size() {
@@ -146,7 +146,8 @@ mod tests {
             .collect()
     }
 
-    /// The recursive definition from RFC 9162, to check the level build.
+    /// Computes the root by the recursive definition in RFC 9162, to check
+    /// the level build.
     fn recursive_root(leaves: &[Vec<u8>]) -> Vec<u8> {
         match leaves.len() {
             0 => Algorithm::Sha256.hash_parts(&[]),
@@ -184,6 +185,62 @@ mod tests {
                 *expected,
                 "tree of {count} leaves"
             );
+        }
+    }
+
+    #[test]
+    fn proofs_match_known_vectors() {
+        // (leaf index, tree size, audit path) from the same test vectors.
+        let vectors: [(u64, usize, &[&str]); 4] = [
+            (
+                0,
+                8,
+                &[
+                    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+                ],
+            ),
+            (
+                5,
+                8,
+                &[
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+                ],
+            ),
+            (
+                2,
+                3,
+                &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+            ),
+            (
+                1,
+                5,
+                &[
+                    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                ],
+            ),
+        ];
+        for (index, size, expected) in vectors {
+            let leaves = leaves(size);
+            let tree = Tree::from_leaf_hashes(Algorithm::Sha256, leaves.clone());
+            let proof = tree.inclusion_proof(index).unwrap();
+            let proof_hex: Vec<String> = proof.iter().map(hex::encode).collect();
+            assert_eq!(proof_hex, expected, "leaf {index} of {size}");
+            let root = hex::decode(ROOTS[size - 1]).unwrap();
+            let verified = verify_inclusion(
+                Algorithm::Sha256,
+                &leaves[index as usize],
+                index,
+                size as u64,
+                &proof,
+                &root,
+            );
+            assert!(verified, "leaf {index} of {size}");
         }
     }
 

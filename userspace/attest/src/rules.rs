@@ -264,8 +264,12 @@ mod tests {
                     exclude /usr/**/*.pyc\n";
         let rules = Rules::parse(text, "test.rules").unwrap();
         assert_eq!(rules.algorithm, Algorithm::Sha512);
-        assert!(rules.attributes.size && rules.attributes.mode && rules.attributes.mtime);
-        assert!(!rules.attributes.uid && !rules.attributes.gid && !rules.attributes.link);
+        assert!(rules.attributes.size);
+        assert!(rules.attributes.mode);
+        assert!(rules.attributes.mtime);
+        assert!(!rules.attributes.uid);
+        assert!(!rules.attributes.gid);
+        assert!(!rules.attributes.link);
         assert_eq!(rules.selections.len(), 3);
         assert_eq!(
             rules.selections[0],

@@ -97,7 +97,7 @@ impl Changes {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TpmEvidence {
-    /// Why no quote is attached, or "quoted".
+    /// Reason no quote is attached, or "quoted".
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<String>,
@@ -142,7 +142,8 @@ fn keyed_mac(key: &[u8], context: &[u8], fields: &[&[u8]]) -> HmacSha256 {
     mac
 }
 
-/// The MAC of a baseline upload over the device id, algorithm, size and root.
+/// Computes the MAC of a baseline upload over the device id, algorithm,
+/// size and root.
 pub fn baseline_mac(
     key: &[u8],
     device_id: &str,
@@ -184,7 +185,7 @@ pub fn verify_baseline_mac(
         .is_ok()
 }
 
-/// The binding of an answer to its nonce: the same root under another nonce
+/// Computes the binding of an answer to its nonce: the same root under another nonce
 /// gives another binding, and only a holder of the device key can make one.
 pub fn answer_binding(
     key: &[u8],

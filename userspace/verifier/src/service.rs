@@ -112,8 +112,8 @@ fn register(store: &Store, body: &[u8]) -> Result<Response> {
     if let Err(message) = check_device_id(&request.device_id) {
         return Ok(Response::error(400, message));
     }
-    // NOTE: the first device to claim an id gets its key; operators who
-    // need more must register ids out of band and hand out keys themselves.
+    // NOTE: registration is first come, first served: whoever claims an id
+    // first gets its key. There is no operator approval step yet.
     match store.register(&request.device_id)? {
         Some(key) => {
             log::info!("registered device {}", request.device_id);
@@ -311,7 +311,7 @@ fn reports(store: &Store) -> Result<Response> {
     Ok(Response::ok(200, &all))
 }
 
-/// The first 16 hex digits of a nonce, enough to find it in the database.
+/// Returns the first 16 hex digits of a nonce, enough to find it in the database.
 fn short(nonce: &str) -> String {
     nonce.chars().take(16).collect()
 }
