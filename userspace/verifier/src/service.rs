@@ -6,7 +6,7 @@
 //! | `POST /v1/devices`                     | register a device, return its key   |
 //! | `GET /v1/devices`                      | reports of all devices              |
 //! | `PUT /v1/devices/{id}/baseline`        | store the baseline (once)           |
-//! | `POST /v1/devices/{id}/challenges`     | return an open nonce or a fresh one |
+//! | `POST /v1/devices/{id}/challenges`     | hand out a nonce, each only once    |
 //! | `POST /v1/devices/{id}/answers`        | verify an answer, return a verdict  |
 //! | `GET /v1/devices/{id}/report`          | the device's report                 |
 
@@ -237,16 +237,14 @@ fn receive_answer(store: &Store, id: &str, body: &[u8]) -> Result<Response> {
         Err(error) => return reject(400, None, format!("malformed answer: {error}")),
     };
     let nonce_text = answer.nonce.as_str();
-    let Some(challenge) = store.take_challenge(nonce_text)? else {
+    let Some(challenge) = store.find_challenge(nonce_text)? else {
         return reject(400, None, "unknown nonce".into());
     };
     let nonce = Some(nonce_text);
+    // Checked before the nonce is used up, so one device cannot burn
+    // another's nonces.
     if challenge.device_id != id {
-        return reject(
-            403,
-            nonce,
-            format!("nonce was issued to device {}", challenge.device_id),
-        );
+        return reject(403, nonce, "nonce was issued to another device".into());
     }
     if challenge.answered_at.is_some() {
         return reject(
@@ -255,6 +253,7 @@ fn receive_answer(store: &Store, id: &str, body: &[u8]) -> Result<Response> {
             "nonce was already answered; replayed answer".into(),
         );
     }
+    store.mark_answered(nonce_text)?;
     if now() > challenge.expires_at {
         return reject(
             410,

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS challenges (
     device_id TEXT NOT NULL REFERENCES devices(id),
     issued_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
+    delivered INTEGER NOT NULL,
     answered_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS results (
@@ -168,8 +169,9 @@ impl Store {
             == 1)
     }
 
-    /// Returns an open challenge issued by an operator if one is pending,
-    /// else issues a fresh one valid for `ttl_secs`.
+    /// Hands the device a nonce: the oldest operator-issued one it has not
+    /// received yet, else a fresh one valid for `ttl_secs`. No nonce is
+    /// handed out twice, so a device that lost one gets a new one.
     pub fn challenge(&self, device_id: &str, ttl_secs: u64) -> Result<StoredChallenge> {
         let now = now();
         // Challenges that expired a day ago can no longer explain anything.
@@ -181,25 +183,43 @@ impl Store {
             .connection
             .query_row(
                 "SELECT nonce, device_id, expires_at, answered_at FROM challenges
-                 WHERE device_id = ?1 AND answered_at IS NULL AND expires_at > ?2
+                 WHERE device_id = ?1 AND delivered = 0 AND answered_at IS NULL AND expires_at > ?2
                  ORDER BY issued_at LIMIT 1",
                 params![device_id, now as i64],
                 challenge_from_row,
             )
             .optional()?;
         match pending {
-            Some(challenge) => Ok(challenge),
-            None => self.issue_challenge(device_id, ttl_secs),
+            Some(challenge) => {
+                self.connection.execute(
+                    "UPDATE challenges SET delivered = 1 WHERE nonce = ?1",
+                    [&challenge.nonce],
+                )?;
+                Ok(challenge)
+            }
+            None => self.insert_challenge(device_id, ttl_secs, true),
         }
     }
 
+    /// Issues a nonce on an operator's request, for the device's next
+    /// challenge request.
     pub fn issue_challenge(&self, device_id: &str, ttl_secs: u64) -> Result<StoredChallenge> {
+        self.insert_challenge(device_id, ttl_secs, false)
+    }
+
+    fn insert_challenge(
+        &self,
+        device_id: &str,
+        ttl_secs: u64,
+        delivered: bool,
+    ) -> Result<StoredChallenge> {
         let nonce = hex::encode(random_bytes::<NONCE_LEN>());
         let now = now();
         let expires_at = now + ttl_secs;
         self.connection.execute(
-            "INSERT INTO challenges (nonce, device_id, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![nonce, device_id, now as i64, expires_at as i64],
+            "INSERT INTO challenges (nonce, device_id, issued_at, expires_at, delivered)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![nonce, device_id, now as i64, expires_at as i64, delivered],
         )?;
         Ok(StoredChallenge {
             nonce,
@@ -209,29 +229,26 @@ impl Store {
         })
     }
 
-    /// Marks a challenge answered and returns it as it was before, so the
-    /// caller sees whether this was its first answer. A [`Store`] is not
-    /// Sync, so callers that share one serialise through a lock and the
-    /// check and the mark cannot interleave with another answer.
-    pub fn take_challenge(&self, nonce: &str) -> Result<Option<StoredChallenge>> {
-        let before: Option<StoredChallenge> = self
+    pub fn find_challenge(&self, nonce: &str) -> Result<Option<StoredChallenge>> {
+        Ok(self
             .connection
             .query_row(
                 "SELECT nonce, device_id, expires_at, answered_at FROM challenges WHERE nonce = ?1",
                 [nonce],
                 challenge_from_row,
             )
-            .optional()?;
-        let Some(challenge) = before else {
-            return Ok(None);
-        };
-        if challenge.answered_at.is_none() {
-            self.connection.execute(
-                "UPDATE challenges SET answered_at = ?2 WHERE nonce = ?1",
-                params![nonce, now() as i64],
-            )?;
-        }
-        Ok(Some(challenge))
+            .optional()?)
+    }
+
+    /// Marks a challenge answered, so every later answer to it is a replay.
+    /// Callers that share a [`Store`] (it is not Sync) hold a lock from
+    /// [`Store::find_challenge`] to here, so two answers cannot both be first.
+    pub fn mark_answered(&self, nonce: &str) -> Result<()> {
+        self.connection.execute(
+            "UPDATE challenges SET answered_at = ?2 WHERE nonce = ?1 AND answered_at IS NULL",
+            params![nonce, now() as i64],
+        )?;
+        Ok(())
     }
 
     pub fn record_verdict(&self, device_id: &str, nonce: &str, verdict: &Verdict) -> Result<()> {

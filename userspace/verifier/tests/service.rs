@@ -244,6 +244,46 @@ fn baseline_is_accepted_once() {
 }
 
 #[test]
+fn operator_nonce_is_handed_out_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("verifier.db")).unwrap();
+    store.register("dev1").unwrap();
+    let issued = store.issue_challenge("dev1", 60).unwrap();
+
+    let first = store.challenge("dev1", 60).unwrap();
+    assert_eq!(first.nonce, issued.nonce);
+    let second = store.challenge("dev1", 60).unwrap();
+    assert_ne!(second.nonce, issued.nonce);
+    let third = store.challenge("dev1", 60).unwrap();
+    assert_ne!(third.nonce, second.nonce);
+}
+
+#[test]
+fn other_device_cannot_use_nonce() {
+    let dir = tempfile::tempdir().unwrap();
+    let verifier = verifier(dir.path(), 60);
+    let key = enrol(&verifier);
+    let (status, _) = call(
+        &verifier,
+        "POST",
+        "/v1/devices",
+        &serde_json::json!({"device_id": "dev2"}),
+    );
+    assert_eq!(status, 201);
+
+    let nonce = fresh_nonce(&verifier);
+    let answer = serde_json::to_value(answer(&key, &nonce, &baseline_list())).unwrap();
+    let (status, body) = call(&verifier, "POST", "/v1/devices/dev2/answers", &answer);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "nonce was issued to another device");
+
+    // dev1's nonce is still open for dev1.
+    let (status, body) = call(&verifier, "POST", "/v1/devices/dev1/answers", &answer);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["trusted"], true);
+}
+
+#[test]
 fn registration_checks_id() {
     let dir = tempfile::tempdir().unwrap();
     let verifier = verifier(dir.path(), 60);
