@@ -112,8 +112,8 @@ fn register(store: &Store, body: &[u8]) -> Result<Response> {
     if let Err(message) = check_device_id(&request.device_id) {
         return Ok(Response::error(400, message));
     }
-    // NOTE: registration is first come, first served: whoever claims an id
-    // first gets its key. There is no operator approval step yet.
+    // NOTE: registration is first come, first served, so the first device
+    // to claim an id gets its key. There is no operator approval step yet.
     match store.register(&request.device_id)? {
         Some(key) => {
             log::info!("registered device {}", request.device_id);
