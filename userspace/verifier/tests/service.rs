@@ -241,6 +241,25 @@ fn baseline_is_accepted_once() {
         call(&verifier, "PUT", "/v1/devices/dev1/baseline", &bad_mac).0,
         403
     );
+
+    // A truncated upload is rejected with its position and the stored
+    // baseline stays.
+    let stored_root = report(&verifier)["baseline_root"].clone();
+    let body = serde_json::to_string(&same).unwrap();
+    let response = verifier.handle(
+        "PUT",
+        "/v1/devices/dev1/baseline",
+        &body.as_bytes()[..body.len() / 2],
+    );
+    assert_eq!(response.status, 400);
+    let message = response.body["error"].as_str().unwrap();
+    assert!(message.starts_with("malformed baseline: EOF"), "{message}");
+    assert!(message.contains("line 1 column"), "{message}");
+    assert_eq!(report(&verifier)["baseline_root"], stored_root);
+    assert_eq!(
+        stored_root,
+        serde_json::json!(hex::encode(baseline_list().tree().root()))
+    );
 }
 
 #[test]
@@ -375,6 +394,52 @@ fn agent_over_https_detects_changes() {
         "only the edited and the new file are read again"
     );
     stop.store(true, Ordering::Relaxed);
+}
+
+#[test]
+fn collector_attests_until_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop_server = Arc::new(AtomicBool::new(false));
+    let url = start_https(dir.path(), stop_server.clone());
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("app"), "binary").unwrap();
+    let rules = dir.path().join("baseline.rules");
+    std::fs::write(&rules, format!("tree {}\n", files.display())).unwrap();
+    let section = serde_json::json!({
+        "enabled": true,
+        "verifier_url": url,
+        "ca_file": dir.path().join("tls/ca.pem"),
+        "device_id": "dev1",
+        "rules_file": rules,
+        "state_dir": dir.path().join("state"),
+        "interval_secs": 1,
+        "retry_secs": 1,
+    });
+    let config = portcullis_attest::collector::Config::from_json(&section).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = portcullis_attest::collector::spawn(config, stop.clone())
+        .unwrap()
+        .expect("collector starts");
+    let store = Store::open(&dir.path().join("verifier.db")).unwrap();
+    let mut status = String::new();
+    for _ in 0..300 {
+        status = store
+            .report("dev1")
+            .unwrap()
+            .map(|report| report.status)
+            .unwrap_or_default();
+        if status == "trusted" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, "trusted");
+
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+    stop_server.store(true, Ordering::Relaxed);
 }
 
 #[test]
