@@ -199,10 +199,16 @@ fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), Req
     }
     let mut body = buffer.split_off(head_len);
     if body.len() < content_length {
-        let missing = content_length - body.len();
-        let before = body.len();
-        body.resize(content_length, 0);
-        stream.read_exact(&mut body[before..before + missing])?;
+        // Read what arrives instead of allocating Content-Length up front, so
+        // a client that announces a large body and sends nothing costs little.
+        let missing = (content_length - body.len()) as u64;
+        stream.take(missing).read_to_end(&mut body)?;
+        if body.len() < content_length {
+            return Err(RequestError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("body ended after {} of {content_length} bytes", body.len()),
+            )));
+        }
     }
     body.truncate(content_length);
     Ok((method, path, body))
