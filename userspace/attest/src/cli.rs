@@ -261,6 +261,7 @@ fn baseline(
         );
         return Ok(ExitCode::SUCCESS);
     }
+
     let agent = args.agent()?;
     let bar = progress_bar(true);
     let started = Instant::now();
@@ -278,6 +279,7 @@ fn baseline(
     if no_upload {
         return Ok(ExitCode::SUCCESS);
     }
+
     let ack = agent.upload_baseline()?;
     println!(
         "verifier acknowledged baseline {} ({} entries)",
