@@ -202,9 +202,11 @@ fn measure_command(path: &Path, list: bool, json: bool) -> Result<ExitCode> {
     let rules = Rules::load(path)?;
     let bar = progress_bar(true);
     let started = Instant::now();
-    let output = measure::measure(&rules, &DigestCache::default(), &|done, total| {
+    let output = measure::measure(&rules, &DigestCache::default(), &|_, total| {
+        // Workers finish out of order, so count up instead of setting
+        // `done`, which could move the bar backwards.
         bar.set_length(total);
-        bar.set_position(done);
+        bar.inc(1);
     });
     bar.finish_and_clear();
     let elapsed = started.elapsed();
@@ -265,9 +267,11 @@ fn baseline(
     let agent = args.agent()?;
     let bar = progress_bar(true);
     let started = Instant::now();
-    let (stored, stats) = agent.make_baseline(&rules, replace, &|done, total| {
+    let (stored, stats) = agent.make_baseline(&rules, replace, &|_, total| {
+        // Workers finish out of order, so count up instead of setting
+        // `done`, which could move the bar backwards.
         bar.set_length(total);
-        bar.set_position(done);
+        bar.inc(1);
     })?;
     bar.finish_and_clear();
     print_stats(&stats, started.elapsed());

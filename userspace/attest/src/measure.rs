@@ -620,11 +620,19 @@ mod tests {
     fn read_error_is_recorded_for_root() {
         // Reading /proc/self/mem at offset 0 fails with EIO even for root,
         // because address 0 is not mapped in the test process.
-        let output = measure(&rules("file /proc/self/mem\n"), &DigestCache::default(), &no_progress);
+        let output = measure(
+            &rules("file /proc/self/mem\n"),
+            &DigestCache::default(),
+            &no_progress,
+        );
         let entry = &output.list.entries[0];
         assert_eq!(entry.kind, Kind::Unreadable);
         assert_eq!(entry.digest, None);
-        assert!(entry.error.as_deref().unwrap().contains("errno 5"), "{:?}", entry.error);
+        assert!(
+            entry.error.as_deref().unwrap().contains("errno 5"),
+            "{:?}",
+            entry.error
+        );
         assert_eq!(output.stats.unreadable, 1);
     }
 
