@@ -49,7 +49,7 @@ quiet() {
 start_verifier() {
 	"$bin/portcullis-verifier" serve --listen "127.0.0.1:${1:-0}" \
 		--cert "$work/tls/cert.pem" --key "$work/tls/key.pem" \
-		--db "$work/verifier.db" >>"$work/verifier.log" 2>&1 &
+		--db "$work/verifier.db" --operator-token-file "$work/operator.token" >>"$work/verifier.log" 2>&1 &
 	verifier_pid=$!
 	for _ in $(seq 100); do
 		port=$(sed -n 's|.*verifier listening on https://127.0.0.1:\([0-9]*\),.*|\1|p' "$work/verifier.log" | tail -1)
@@ -75,6 +75,8 @@ agent() {
 report() {
 	"$bin/portcullis-verifier" report dev1 --db "$work/verifier.db" "$@"
 }
+
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/operator.token"
 
 # The measured tree.
 files="$work/files"
@@ -142,6 +144,15 @@ check "verifier logs the replay" grep -q "rejected answer of device dev1.*replay
 check "device stays untrusted after the replay" grep -qx "dev1: untrusted.*" <(report)
 check "report shows the rejection" grep -q "last rejected answer at .*replayed answer" <(report)
 
+# The HTTP report needs the operator token.
+report_url="https://127.0.0.1:$port/v1/devices/dev1/report"
+status=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/tls/ca.pem" "$report_url")
+check "HTTP report without the operator token gets 401" test "$status" = 401
+curl -s -o "$work/report.json" --cacert "$work/tls/ca.pem" \
+	-H "Authorization: Bearer $(cat "$work/operator.token")" "$report_url"
+check "HTTP report with the operator token says untrusted" grep -q '"status":"untrusted"' "$work/report.json"
+check "HTTP report names the changed file" grep -q "\"changed\":\[\"$files/etc/passwd\"\]" "$work/report.json"
+
 # A client that does not trust the verifier's CA gets nowhere.
 "$bin/portcullis-verifier" gen-cert --out-dir "$work/other" >/dev/null
 "$bin/portcullis-attest" register --verifier "https://127.0.0.1:$port" --ca "$work/other/ca.pem" \
@@ -149,7 +160,7 @@ check "report shows the rejection" grep -q "last rejected answer at .*replayed a
 check "agent rejects a verifier certificate from another CA" test $? -ne 0
 
 if [ "$failures" != 0 ]; then
-	for log in commands.log verifier.log baseline.out upload.out challenge1.out challenge2.out report.txt replay.out; do
+	for log in commands.log verifier.log baseline.out upload.out challenge1.out challenge2.out report.txt replay.out report.json; do
 		[ -f "$work/$log" ] && { echo "# $log:"; sed 's/^/#   /' "$work/$log"; }
 	done
 fi

@@ -34,6 +34,10 @@ pub enum Command {
         /// Seconds a nonce stays valid after it is issued.
         #[arg(long, default_value_t = 120)]
         nonce_ttl_secs: u64,
+        /// File with a bearer token that GET requests (the reports) must
+        /// carry; without it the reports are open to every client.
+        #[arg(long)]
+        operator_token_file: Option<PathBuf>,
     },
     /// Print whether each device is trusted, or which files differ.
     Report {
@@ -79,6 +83,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
             key,
             db,
             nonce_ttl_secs,
+            operator_token_file,
         } => {
             let tls = server::server_tls_config(&cert, &key)?;
             let store = open_store(&db)?;
@@ -89,7 +94,11 @@ pub fn run(command: Command) -> Result<ExitCode> {
                 listener.local_addr()?,
                 db.display()
             );
-            let verifier = Arc::new(Verifier::new(store, nonce_ttl_secs));
+            let mut verifier = Verifier::new(store, nonce_ttl_secs);
+            if let Some(file) = operator_token_file {
+                verifier = verifier.with_operator_token(read_token(&file)?);
+            }
+            let verifier = Arc::new(verifier);
             server::serve(listener, tls, verifier, &AtomicBool::new(false))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -140,6 +149,16 @@ pub fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn read_token(file: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read operator token file {}", file.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        bail!("operator token file {} is empty", file.display());
+    }
+    Ok(token.to_string())
 }
 
 fn open_store(db: &Path) -> Result<Store> {

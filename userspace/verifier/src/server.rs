@@ -111,7 +111,12 @@ fn handle_connection(
     let mut stream = rustls::StreamOwned::new(connection, stream);
 
     let response = match read_request(&mut stream) {
-        Ok((method, path, body)) => verifier.handle(&method, &path, &body),
+        Ok(request) => verifier.handle_authorized(
+            &request.method,
+            &request.path,
+            request.authorization.as_deref(),
+            &request.body,
+        ),
         Err(RequestError::Io(error)) => return Err(error).context("cannot read request"),
         Err(RequestError::Bad(status, message)) => {
             log::warn!("rejected request: {message}");
@@ -127,6 +132,14 @@ fn handle_connection(
     Ok(())
 }
 
+#[derive(Debug)]
+struct Request {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    body: Vec<u8>,
+}
+
 enum RequestError {
     Io(io::Error),
     Bad(u16, String),
@@ -138,10 +151,10 @@ impl From<io::Error> for RequestError {
     }
 }
 
-fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), RequestError> {
+fn read_request(stream: &mut impl Read) -> Result<Request, RequestError> {
     let mut buffer = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
-    let (method, path, content_length, head_len) = loop {
+    let (method, path, authorization, content_length, head_len) = loop {
         let count = stream.read(&mut chunk)?;
         if count == 0 {
             return Err(RequestError::Bad(
@@ -155,7 +168,11 @@ fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), Req
         match request.parse(&buffer) {
             Ok(httparse::Status::Complete(head_len)) => {
                 let mut content_length = 0usize;
+                let mut authorization = None;
                 for header in request.headers.iter() {
+                    if header.name.eq_ignore_ascii_case("authorization") {
+                        authorization = std::str::from_utf8(header.value).ok().map(str::to_string);
+                    }
                     if header.name.eq_ignore_ascii_case("transfer-encoding") {
                         return Err(RequestError::Bad(
                             411,
@@ -173,7 +190,7 @@ fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), Req
                 }
                 let method = request.method.unwrap_or_default().to_string();
                 let path = request.path.unwrap_or_default().to_string();
-                break (method, path, content_length, head_len);
+                break (method, path, authorization, content_length, head_len);
             }
             Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD => continue,
             Ok(httparse::Status::Partial) => {
@@ -211,7 +228,12 @@ fn read_request(stream: &mut impl Read) -> Result<(String, String, Vec<u8>), Req
         }
     }
     body.truncate(content_length);
-    Ok((method, path, body))
+    Ok(Request {
+        method,
+        path,
+        authorization,
+        body,
+    })
 }
 
 fn write_response(stream: &mut impl Write, response: &Response) -> io::Result<()> {
@@ -220,6 +242,7 @@ fn write_response(stream: &mut impl Write, response: &Response) -> io::Result<()
         200 => "OK",
         201 => "Created",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
@@ -242,7 +265,7 @@ fn write_response(stream: &mut impl Write, response: &Response) -> io::Result<()
 mod tests {
     use super::*;
 
-    fn parse(raw: &[u8]) -> Result<(String, String, Vec<u8>), (u16, String)> {
+    fn parse(raw: &[u8]) -> Result<Request, (u16, String)> {
         read_request(&mut &raw[..]).map_err(|error| match error {
             RequestError::Bad(status, message) => (status, message),
             RequestError::Io(error) => (0, error.to_string()),
@@ -251,13 +274,14 @@ mod tests {
 
     #[test]
     fn request_with_body_parses() {
-        let (method, path, body) = parse(
-            b"PUT /v1/devices/a/baseline HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody",
+        let request = parse(
+            b"PUT /v1/devices/a/baseline HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Length: 4\r\n\r\nbody",
         )
         .unwrap();
-        assert_eq!(method, "PUT");
-        assert_eq!(path, "/v1/devices/a/baseline");
-        assert_eq!(body, b"body");
+        assert_eq!(request.method, "PUT");
+        assert_eq!(request.path, "/v1/devices/a/baseline");
+        assert_eq!(request.authorization.as_deref(), Some("Bearer t"));
+        assert_eq!(request.body, b"body");
     }
 
     #[test]

@@ -45,6 +45,8 @@ impl Response {
 pub struct Verifier {
     store: Mutex<Store>,
     nonce_ttl_secs: u64,
+    /// Bearer token that the report requests must carry, when set.
+    operator_token: Option<String>,
 }
 
 impl Verifier {
@@ -52,11 +54,36 @@ impl Verifier {
         Verifier {
             store: Mutex::new(store),
             nonce_ttl_secs,
+            operator_token: None,
         }
     }
 
-    /// Handles one request. Database failures become 500 and are logged.
+    /// Requires `Authorization: Bearer <token>` on the report requests,
+    /// which name the paths that differ on each device.
+    pub fn with_operator_token(mut self, token: String) -> Verifier {
+        self.operator_token = Some(token);
+        self
+    }
+
+    /// Handles one request that carries no Authorization header.
     pub fn handle(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        self.handle_authorized(method, path, None, body)
+    }
+
+    /// Handles one request. Database failures become 500 and are logged.
+    pub fn handle_authorized(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Response {
+        let is_report = method == "GET";
+        if is_report && !self.is_operator(authorization) {
+            log::warn!("rejected {method} {path}: missing or wrong operator token");
+            return Response::error(401, "this request needs the operator token");
+        }
+
         let store = self
             .store
             .lock()
@@ -80,6 +107,25 @@ impl Verifier {
             log::error!("{method} {path} failed: {error:#}");
             Response::error(500, "internal error; see the verifier log")
         })
+    }
+}
+
+impl Verifier {
+    fn is_operator(&self, authorization: Option<&str>) -> bool {
+        let Some(token) = &self.operator_token else {
+            return true;
+        };
+        let Some(given) = authorization.and_then(|value| value.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        // Compares every byte so the time taken does not reveal the prefix
+        // that matched.
+        given.len() == token.len()
+            && given
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+                == 0
     }
 }
 

@@ -303,6 +303,30 @@ fn other_device_cannot_use_nonce() {
 }
 
 #[test]
+fn reports_need_operator_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let verifier = verifier(dir.path(), 60).with_operator_token("s3cret".into());
+    let key = enrol(&verifier);
+
+    let denied = verifier.handle("GET", "/v1/devices/dev1/report", b"");
+    assert_eq!(denied.status, 401);
+    let wrong = verifier.handle_authorized("GET", "/v1/devices", Some("Bearer s3creT"), b"");
+    assert_eq!(wrong.status, 401);
+    let short = verifier.handle_authorized("GET", "/v1/devices", Some("Bearer s3cre"), b"");
+    assert_eq!(short.status, 401);
+    let allowed =
+        verifier.handle_authorized("GET", "/v1/devices/dev1/report", Some("Bearer s3cret"), b"");
+    assert_eq!(allowed.status, 200);
+    assert_eq!(allowed.body["status"], "not verified yet");
+
+    // Device requests carry no token and still work.
+    let nonce = fresh_nonce(&verifier);
+    let answer = serde_json::to_value(answer(&key, &nonce, &baseline_list())).unwrap();
+    let (status, _) = call(&verifier, "POST", "/v1/devices/dev1/answers", &answer);
+    assert_eq!(status, 200);
+}
+
+#[test]
 fn registration_checks_id() {
     let dir = tempfile::tempdir().unwrap();
     let verifier = verifier(dir.path(), 60);
