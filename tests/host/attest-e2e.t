@@ -49,7 +49,8 @@ quiet() {
 start_verifier() {
 	"$bin/portcullis-verifier" serve --listen "127.0.0.1:${1:-0}" \
 		--cert "$work/tls/cert.pem" --key "$work/tls/key.pem" \
-		--db "$work/verifier.db" --operator-token-file "$work/operator.token" >>"$work/verifier.log" 2>&1 &
+		--db "$work/verifier.db" --operator-token-file "$work/operator.token" --require-enrolment \
+		>>"$work/verifier.log" 2>&1 &
 	verifier_pid=$!
 	for _ in $(seq 100); do
 		port=$(sed -n 's|.*verifier listening on https://127.0.0.1:\([0-9]*\),.*|\1|p' "$work/verifier.log" | tail -1)
@@ -94,7 +95,12 @@ EOF
 check "gen-cert makes a CA and a server certificate" \
 	quiet "$bin/portcullis-verifier" gen-cert --out-dir "$work/tls" --san 127.0.0.1
 check "verifier starts on 127.0.0.1" start_verifier 0
-check "device registers" quiet agent register
+"$bin/portcullis-attest" register --verifier "https://127.0.0.1:$port" --ca "$work/tls/ca.pem" \
+	--device-id dev3 --state-dir "$work/state3" --attempts 1 >"$work/unenrolled.out" 2>&1
+check "device without an enrolment token cannot register" test $? -ne 0
+check "the refusal says why" grep -q "needs an enrolment token" "$work/unenrolled.out"
+token=$("$bin/portcullis-verifier" enrol dev1 --db "$work/verifier.db")
+check "device registers with its enrolment token" quiet agent register --enrolment-token "$token"
 check "device key is stored with mode 600" test "$(stat -c %a "$work/state/device.json")" = 600
 
 # Baseline while the verifier is down: stored, not acknowledged, then sent by

@@ -102,7 +102,9 @@ impl Agent {
     }
 
     /// Registers the device unless it already has a device key.
-    pub fn register(&self) -> Result<DeviceState> {
+    /// `enrolment_token` is the operator's one-time token, if the verifier
+    /// requires one.
+    pub fn register(&self, enrolment_token: Option<&str>) -> Result<DeviceState> {
         if let Some(device) = self.device()? {
             if device.device_id != self.config.device_id {
                 bail!(
@@ -116,6 +118,7 @@ impl Agent {
         }
         let request = RegisterRequest {
             device_id: self.config.device_id.clone(),
+            enrolment_token: enrolment_token.map(str::to_string),
         };
         let response: RegisterResponse = self.request("POST", "/v1/devices", Some(&request))?;
         let device = DeviceState {
@@ -158,7 +161,7 @@ impl Agent {
         if let Some(existing) = self.baseline()? {
             if existing.acknowledged && !replace {
                 bail!(
-                    "the verifier already holds baseline {}; pass --replace after the operator allowed a new one",
+                    "the verifier already has baseline {}; pass --replace once the operator has run rebaseline",
                     existing.root
                 );
             }
@@ -285,7 +288,7 @@ impl Agent {
         let file = self.state_path("answered.json");
         let mut answered: Vec<String> = read_json(&file)?.unwrap_or_default();
         if answered.iter().any(|seen| seen == nonce) {
-            bail!("nonce {nonce} was already answered; not answering it again");
+            bail!("nonce {nonce} was already answered; an answer is sent once per nonce");
         }
         answered.push(nonce.to_string());
         if answered.len() > ANSWERED_NONCES_KEPT {

@@ -43,6 +43,9 @@ pub enum Command {
     Register {
         #[command(flatten)]
         agent: AgentArgs,
+        /// One-time token from `portcullis-verifier enrol` on the verifier.
+        #[arg(long)]
+        enrolment_token: Option<String>,
     },
     /// Measure a baseline, store it, and upload it to the verifier.
     Baseline {
@@ -127,8 +130,11 @@ pub fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::CheckRules { rules, json } => check_rules(&rules, json),
         Command::Measure { rules, list, json } => measure_command(&rules, list, json),
-        Command::Register { agent } => {
-            let device = agent.agent()?.register()?;
+        Command::Register {
+            agent,
+            enrolment_token,
+        } => {
+            let device = agent.agent()?.register(enrolment_token.as_deref())?;
             println!("registered device {}", device.device_id);
             Ok(ExitCode::SUCCESS)
         }

@@ -2,7 +2,7 @@
 //! register, make and upload the baseline, then answer a challenge every
 //! interval until its stop flag is set.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,6 +28,9 @@ pub struct Config {
     pub device_id: String,
     pub rules_file: PathBuf,
     pub state_dir: PathBuf,
+    /// File with the one-time enrolment token from the operator, for a
+    /// verifier that requires one; read only until the device is registered.
+    pub enrolment_token_file: Option<PathBuf>,
     /// Seconds between challenges.
     pub interval_secs: u64,
     /// Seconds before the first retry of a failed request; doubles up to 60.
@@ -43,6 +46,7 @@ impl Default for Config {
             device_id: String::new(),
             rules_file: PathBuf::from(DEFAULT_RULES_PATH),
             state_dir: PathBuf::from("/var/lib/portcullis/attest"),
+            enrolment_token_file: None,
             interval_secs: 300,
             retry_secs: 5,
         }
@@ -72,6 +76,12 @@ impl Config {
     }
 }
 
+fn read_enrolment_token(file: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read enrolment token file {}", file.display()))?;
+    Ok(text.trim().to_string())
+}
+
 pub fn host_name() -> Result<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .context("cannot read the host name")?;
@@ -96,16 +106,23 @@ pub fn spawn(config: Config, stop: Arc<AtomicBool>) -> Result<Option<JoinHandle<
     }
     let agent = Agent::new(config.agent_config()?, stop.clone())?;
     let interval = Duration::from_secs(config.interval_secs.max(1));
+    let token_file = config.enrolment_token_file.clone();
     let handle = std::thread::Builder::new()
         .name("attest".into())
-        .spawn(move || run(&agent, &rules, interval, &stop))
+        .spawn(move || run(&agent, &rules, token_file.as_deref(), interval, &stop))
         .context("cannot start the attestation thread")?;
     Ok(Some(handle))
 }
 
-fn run(agent: &Agent, rules: &Rules, interval: Duration, stop: &AtomicBool) {
+fn run(
+    agent: &Agent,
+    rules: &Rules,
+    token_file: Option<&Path>,
+    interval: Duration,
+    stop: &AtomicBool,
+) {
     while !stop.load(Ordering::Relaxed) {
-        match cycle(agent, rules) {
+        match cycle(agent, rules, token_file) {
             Ok(()) => {}
             Err(error) => {
                 log::error!("attestation cycle failed: {error:#}; trying again in {interval:?}")
@@ -118,8 +135,12 @@ fn run(agent: &Agent, rules: &Rules, interval: Duration, stop: &AtomicBool) {
     log::info!("attestation collector stopped");
 }
 
-fn cycle(agent: &Agent, rules: &Rules) -> Result<()> {
-    agent.register()?;
+fn cycle(agent: &Agent, rules: &Rules, token_file: Option<&Path>) -> Result<()> {
+    let token = match token_file {
+        Some(file) if agent.device()?.is_none() => Some(read_enrolment_token(file)?),
+        _ => None,
+    };
+    agent.register(token.as_deref())?;
     let acknowledged = agent
         .baseline()?
         .is_some_and(|baseline| baseline.acknowledged);

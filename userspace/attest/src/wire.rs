@@ -29,6 +29,10 @@ const ANSWER_CONTEXT: &[u8] = b"portcullis attest answer v1\0";
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub device_id: String,
+    /// One-time token from `portcullis-verifier enrol`, needed when the
+    /// verifier runs with `--require-enrolment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolment_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

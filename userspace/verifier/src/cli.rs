@@ -38,6 +38,17 @@ pub enum Command {
         /// carry; without it the reports are open to every client.
         #[arg(long)]
         operator_token_file: Option<PathBuf>,
+        /// Accept a registration only with a token from `enrol`.
+        #[arg(long)]
+        require_enrolment: bool,
+    },
+    /// Create a one-time token that lets DEVICE register, and print it.
+    Enrol {
+        device: String,
+        #[arg(long, default_value = DEFAULT_DB)]
+        db: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
     /// Print whether each device is trusted, or which files differ.
     Report {
@@ -84,6 +95,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
             db,
             nonce_ttl_secs,
             operator_token_file,
+            require_enrolment,
         } => {
             let tls = server::server_tls_config(&cert, &key)?;
             let store = open_store(&db)?;
@@ -97,6 +109,9 @@ pub fn run(command: Command) -> Result<ExitCode> {
             let mut verifier = Verifier::new(store, nonce_ttl_secs);
             if let Some(file) = operator_token_file {
                 verifier = verifier.with_operator_token(read_token(&file)?);
+            }
+            if require_enrolment {
+                verifier = verifier.with_required_enrolment();
             }
             let verifier = Arc::new(verifier);
             server::serve(listener, tls, verifier, &AtomicBool::new(false))?;
@@ -124,6 +139,23 @@ pub fn run(command: Command) -> Result<ExitCode> {
                     "issued nonce {} to device {device}, expires at {}",
                     challenge.nonce, challenge.expires_at
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Enrol { device, db, json } => {
+            crate::service::check_device_id(&device).map_err(anyhow::Error::msg)?;
+            let store = open_store(&db)?;
+            if store.device_key(&device)?.is_some() {
+                bail!("device {device} is already registered in {}", db.display());
+            }
+            let token = store.enrol(&device)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"device_id": device, "enrolment_token": token})
+                );
+            } else {
+                println!("{token}");
             }
             Ok(ExitCode::SUCCESS)
         }

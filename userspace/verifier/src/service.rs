@@ -19,7 +19,7 @@ use portcullis_attest::wire::{
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::store::{now, Store};
+use crate::store::{constant_time_equal, now, Store};
 
 pub struct Response {
     pub status: u16,
@@ -47,6 +47,8 @@ pub struct Verifier {
     nonce_ttl_secs: u64,
     /// Bearer token that the report requests must carry, when set.
     operator_token: Option<String>,
+    /// Whether registration needs a token from `portcullis-verifier enrol`.
+    require_enrolment: bool,
 }
 
 impl Verifier {
@@ -55,7 +57,15 @@ impl Verifier {
             store: Mutex::new(store),
             nonce_ttl_secs,
             operator_token: None,
+            require_enrolment: false,
         }
+    }
+
+    /// Accepts a registration only with the device's one-time enrolment
+    /// token, so the first client to ask cannot claim an id.
+    pub fn with_required_enrolment(mut self) -> Verifier {
+        self.require_enrolment = true;
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` on the report requests,
@@ -90,7 +100,7 @@ impl Verifier {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         let result = match (method, segments.as_slice()) {
-            ("POST", ["v1", "devices"]) => register(&store, body),
+            ("POST", ["v1", "devices"]) => register(&store, body, self.require_enrolment),
             ("GET", ["v1", "devices"]) => reports(&store),
             ("PUT", ["v1", "devices", id, "baseline"]) => receive_baseline(&store, id, body),
             ("POST", ["v1", "devices", id, "challenges"]) => {
@@ -118,19 +128,12 @@ impl Verifier {
         let Some(given) = authorization.and_then(|value| value.strip_prefix("Bearer ")) else {
             return false;
         };
-        // Compares every byte so the time taken does not reveal the prefix
-        // that matched.
-        given.len() == token.len()
-            && given
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |difference, (a, b)| difference | (a ^ b))
-                == 0
+        constant_time_equal(given.as_bytes(), token.as_bytes())
     }
 }
 
 /// Device ids are path segments and log fields, so they stay plain.
-fn check_device_id(id: &str) -> Result<(), String> {
+pub fn check_device_id(id: &str) -> Result<(), String> {
     let valid = !id.is_empty()
         && id.len() <= 64
         && id
@@ -145,7 +148,7 @@ fn check_device_id(id: &str) -> Result<(), String> {
     }
 }
 
-fn register(store: &Store, body: &[u8]) -> Result<Response> {
+fn register(store: &Store, body: &[u8], require_enrolment: bool) -> Result<Response> {
     let request: RegisterRequest = match serde_json::from_slice(body) {
         Ok(request) => request,
         Err(error) => {
@@ -158,29 +161,44 @@ fn register(store: &Store, body: &[u8]) -> Result<Response> {
     if let Err(message) = check_device_id(&request.device_id) {
         return Ok(Response::error(400, message));
     }
-    // NOTE: registration is first come, first served, so the first device
-    // to claim an id gets its key. There is no operator approval step yet.
-    match store.register(&request.device_id)? {
-        Some(key) => {
-            log::info!("registered device {}", request.device_id);
-            Ok(Response::ok(
-                201,
-                &RegisterResponse {
-                    device_id: request.device_id,
-                    device_key: hex::encode(key),
-                },
-            ))
-        }
-        None => {
-            log::warn!(
-                "rejected registration of device {}: already registered",
-                request.device_id
+    let id = request.device_id.as_str();
+    let reject = |status: u16, reason: String| -> Result<Response> {
+        log::warn!("rejected registration of device {id}: {reason}");
+        Ok(Response::error(status, reason))
+    };
+    if store.device_key(id)?.is_some() {
+        return reject(409, format!("device {id} is already registered"));
+    }
+    // NOTE: without required enrolment the first device to claim an id gets
+    // its key.
+    if require_enrolment {
+        let Some(token) = request.enrolment_token.as_deref() else {
+            return reject(
+                403,
+                format!(
+                    "device {id} needs an enrolment token; run `portcullis-verifier enrol {id}`"
+                ),
             );
-            Ok(Response::error(
-                409,
-                format!("device {} is already registered", request.device_id),
-            ))
+        };
+        if !store.take_enrolment(id, token)? {
+            return reject(
+                403,
+                format!("enrolment token for device {id} is wrong or already used"),
+            );
         }
+    }
+
+    match store.register(id)? {
+        Some(key) => {
+            log::info!("registered device {id}");
+            let response = RegisterResponse {
+                device_id: id.to_string(),
+                device_key: hex::encode(key),
+            };
+            Ok(Response::ok(201, &response))
+        }
+        // Another registration of the same id won between the check and here.
+        None => reject(409, format!("device {id} is already registered")),
     }
 }
 

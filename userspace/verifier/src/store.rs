@@ -16,6 +16,11 @@ CREATE TABLE IF NOT EXISTS devices (
     device_key BLOB NOT NULL,
     registered_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS enrolments (
+    device_id TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS baselines (
     device_id TEXT PRIMARY KEY REFERENCES devices(id),
     root TEXT NOT NULL,
@@ -106,6 +111,39 @@ impl Store {
             params![device_id, &key[..], now() as i64],
         )?;
         Ok((inserted == 1).then_some(key))
+    }
+
+    /// Creates a one-time enrolment token for a device, replacing any
+    /// earlier unused one, and returns it.
+    pub fn enrol(&self, device_id: &str) -> Result<String> {
+        let token = hex::encode(random_bytes::<16>());
+        self.connection.execute(
+            "INSERT OR REPLACE INTO enrolments (device_id, token, created_at) VALUES (?1, ?2, ?3)",
+            params![device_id, token, now() as i64],
+        )?;
+        Ok(token)
+    }
+
+    /// Uses up the device's enrolment token if `token` is it; returns
+    /// whether it was.
+    pub fn take_enrolment(&self, device_id: &str, token: &str) -> Result<bool> {
+        let stored: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT token FROM enrolments WHERE device_id = ?1",
+                [device_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(stored) = stored else {
+            return Ok(false);
+        };
+        if !constant_time_equal(stored.as_bytes(), token.as_bytes()) {
+            return Ok(false);
+        }
+        self.connection
+            .execute("DELETE FROM enrolments WHERE device_id = ?1", [device_id])?;
+        Ok(true)
     }
 
     pub fn device_key(&self, device_id: &str) -> Result<Option<Vec<u8>>> {
@@ -341,6 +379,16 @@ impl Store {
         }
         Ok(Some(report))
     }
+}
+
+/// Compares two secrets in time that depends only on their length.
+pub fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
 }
 
 fn challenge_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredChallenge> {

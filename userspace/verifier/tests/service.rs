@@ -327,6 +327,50 @@ fn reports_need_operator_token() {
 }
 
 #[test]
+fn enrolment_token_is_required_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let verifier = verifier(dir.path(), 60).with_required_enrolment();
+    let store = Store::open(&dir.path().join("verifier.db")).unwrap();
+    let register = |body: Value| call(&verifier, "POST", "/v1/devices", &body);
+
+    let (status, body) = register(serde_json::json!({"device_id": "dev1"}));
+    assert_eq!(status, 403);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs an enrolment token"),
+        "{body}"
+    );
+
+    let token = store.enrol("dev1").unwrap();
+    let (status, body) =
+        register(serde_json::json!({"device_id": "dev1", "enrolment_token": "00"}));
+    assert_eq!(status, 403);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("wrong or already used"),
+        "{body}"
+    );
+
+    // A token enrols only the device it was made for.
+    let (status, _) = register(serde_json::json!({"device_id": "dev2", "enrolment_token": token}));
+    assert_eq!(status, 403);
+
+    let (status, body) =
+        register(serde_json::json!({"device_id": "dev1", "enrolment_token": token}));
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = register(serde_json::json!({"device_id": "dev1", "enrolment_token": token}));
+    assert_eq!(status, 409);
+    assert!(
+        !store.take_enrolment("dev1", &token).unwrap(),
+        "token is used up"
+    );
+}
+
+#[test]
 fn registration_checks_id() {
     let dir = tempfile::tempdir().unwrap();
     let verifier = verifier(dir.path(), 60);
@@ -399,7 +443,7 @@ fn agent_over_https_detects_changes() {
     let rules = Rules::parse(&format!("tree {}\n", files.display()), "test.rules").unwrap();
 
     let agent = agent(dir.path(), &url, &dir.path().join("tls/ca.pem"));
-    agent.register().unwrap();
+    agent.register(None).unwrap();
     agent.make_baseline(&rules, false, &|_, _| {}).unwrap();
     agent.upload_baseline().unwrap();
     let (verdict, _) = agent.answer_challenge(&rules, None).unwrap();
@@ -474,7 +518,7 @@ fn agent_rejects_verifier_with_other_ca() {
     portcullis_verifier::cert::generate(&dir.path().join("other"), &["127.0.0.1".to_string()])
         .unwrap();
     let agent = agent(dir.path(), &url, &dir.path().join("other/ca.pem"));
-    let error = agent.register().unwrap_err();
+    let error = agent.register(None).unwrap_err();
     assert!(format!("{error:#}").contains("certificate"), "{error:#}");
     assert!(!dir.path().join("state/device.json").exists());
     stop.store(true, Ordering::Relaxed);
