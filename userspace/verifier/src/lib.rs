@@ -10,7 +10,7 @@
 //!
 //! - CLI: [`cli::Command`] is a clap subcommand enum for the `portcullis`
 //!   CLI to mount (`portcullis verifier ...`); [`cli::run`] executes one.
-//!   `report` and `challenge` take `--json`. The `portcullis-verifier`
+//!   `report`, `challenge` and `enrol` take `--json`. The `portcullis-verifier`
 //!   binary runs the same commands on its own.
 //! - Service: [`server::serve`] runs the HTTPS service on a listener until
 //!   its `AtomicBool` is set; tests start it on a thread this way.
