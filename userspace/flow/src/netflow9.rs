@@ -49,7 +49,10 @@ impl Netflow9Encoder {
             self.write_template_flowset(&mut packet);
         }
 
-        for record in records {
+        // IPv4 records first, then IPv6, so each message has at most one
+        // data set per template.
+        let ordered = records.iter().filter(|r| !r.is_ipv6()).chain(records.iter().filter(|r| r.is_ipv6()));
+        for record in ordered {
             let template_id = if record.is_ipv6() { TEMPLATE_IPV6 } else { TEMPLATE_IPV4 };
             let fields = self.fields(template_id);
             // Room for the record, a new FlowSet header and its padding.
