@@ -61,6 +61,7 @@ pub struct EbpfMeter {
 impl EbpfMeter {
     /// Loads the BPF programs with a flow table of `max_flows` entries.
     pub fn load(max_flows: u32) -> anyhow::Result<EbpfMeter> {
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Warn, log_libbpf_message)));
         let mut open = ObjectBuilder::default()
             .open_memory(BPF_OBJECT)
             .context("failed to open the embedded BPF object")?;
@@ -223,6 +224,17 @@ impl EbpfMeter {
 impl Drop for EbpfMeter {
     fn drop(&mut self) {
         self.detach_all();
+    }
+}
+
+/// Passes libbpf's own messages (verifier output, load errors) to the log
+/// instead of stderr.
+fn log_libbpf_message(level: libbpf_rs::PrintLevel, message: String) {
+    let message = message.trim_end();
+    match level {
+        libbpf_rs::PrintLevel::Warn => log::warn!("libbpf: {message}"),
+        libbpf_rs::PrintLevel::Info => log::info!("libbpf: {message}"),
+        libbpf_rs::PrintLevel::Debug => log::debug!("libbpf: {message}"),
     }
 }
 
