@@ -14,7 +14,9 @@ flow_build || { echo "not ok 1 - cargo build of portcullis-flow failed"; exit 1;
 
 work=$(mktemp -d)
 # FLOW_TEST_KEEP=1 keeps the logs for a look after a failure.
-trap 'flow_netns_down; [ -n "${FLOW_TEST_KEEP:-}" ] && echo "# kept $work" || rm -rf "$work"' EXIT
+mkdir "$work/bpffs"
+mount -t bpf bpf "$work/bpffs"
+trap 'umount "$work/bpffs"; flow_netns_down; [ -n "${FLOW_TEST_KEEP:-}" ] && echo "# kept $work" || rm -rf "$work"' EXIT
 
 n=0
 failed=0
@@ -83,7 +85,8 @@ start_meter() {
 	    "idle_timeout_secs": 1,
 	    "max_flows": ${1:-16384},
 	    "eviction_threshold_percent": 50,
-	    "json_lines_path": "$work/flows.jsonl"
+	    "json_lines_path": "$work/flows.jsonl",
+	    "pin_path": "$work/bpffs/flows"
 	}}
 	EOF
 	: >"$work/flows.jsonl"
@@ -112,6 +115,10 @@ link_up
 wait_for_log "metering flows on $VETH_A" 1
 check "$?" 0 "meter attaches when the interface appears"
 send_udp 40010 5
+# `flow show` reads the live table through the pin.
+shown=$(in_a "$FLOW_BIN" show --pin-path "$work/bpffs/flows" --json | grep '"source_port":40010,')
+check "$(echo "$shown" | sed -n 's/.*"packets":\([0-9]*\).*/\1/p')" 5 "flow show lists the live flow"
+check "$(echo "$shown" | grep -c "\"interface_name\":\"$VETH_A\"")" 1 "flow show names the interface"
 
 in_a ip link del "$VETH_A"
 wait_for_log "interface $VETH_A .* disappeared" 1
@@ -130,6 +137,7 @@ check "$(exported_packets 40011)" 3 "flow after the interface returned is export
 check "$(grep "\"source_port\":40011," "$work/flows.jsonl" | grep -c "\"interface_name\":\"$VETH_A\"")" 1 \
 	"record after return names the interface"
 check "$(in_a tc filter show dev "$VETH_A" ingress | grep -c flow_ingress)" 0 "filters detached on exit"
+check "$([ -e "$work/bpffs/flows" ] && echo present || echo removed)" removed "pin removed on exit"
 
 # Full table: 32 entries, evictions above half of them.
 start_meter 32

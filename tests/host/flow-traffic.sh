@@ -33,7 +33,8 @@ run_traffic() {
 	    "active_timeout_secs": 300,
 	    "idle_timeout_secs": 300,
 	    "template_refresh_secs": 2,
-	    "json_lines_path": "$work/flows.jsonl"
+	    "json_lines_path": "$work/flows.jsonl",
+	    "pin_path": null
 	}}
 	EOF
 

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::Subcommand;
 
 use crate::collector;
-use crate::config::Config;
+use crate::aging::FlowCache;
+use crate::config::{Config, DEFAULT_PIN_PATH};
+use crate::meter;
+use crate::record::{FlowRecord, FlowSource};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -17,6 +20,16 @@ pub enum Command {
         /// portcullis.json file with a `flow` section.
         #[arg(long, default_value = "/etc/portcullis/portcullis.json")]
         config: PathBuf,
+    },
+    /// List the flows in the running collector's eBPF flow table, with
+    /// counters since each flow's first packet, largest first.
+    Show {
+        /// Pinned flow table, as `pin_path` in the `flow` section sets it.
+        #[arg(long, default_value = DEFAULT_PIN_PATH)]
+        pin_path: PathBuf,
+        /// Print one JSON object per flow, one per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Check the `flow` section of CONFIG and print it with defaults filled in.
     CheckConfig {
@@ -38,6 +51,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             collector::run(&config, &STOP)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Show { pin_path, json } => {
+            show(&pin_path, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { config: path, json } => {
             let config = Config::load(&path)?;
             if json {
@@ -48,6 +65,43 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn show(pin_path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let table = meter::open_pinned_flow_table(pin_path)?;
+    let boot = collector::boot_epoch_ms();
+
+    // A fresh cache has exported nothing, so each record holds the whole
+    // flow so far.
+    let mut cache = FlowCache::new(FlowSource::Ebpf, u64::MAX, u64::MAX);
+    let mut records: Vec<FlowRecord> = meter::read_flow_table(&table, boot)
+        .iter()
+        .filter_map(|(key, counters)| {
+            let mut record = cache.export_final(key, counters)?;
+            record.interface_name = meter::interface_name_of(key.interface_index).unwrap_or_default();
+            Some(record)
+        })
+        .collect();
+    records.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+
+    if json {
+        print!("{}", crate::record::to_json_lines(&records)?);
+        return Ok(());
+    }
+    println!("{:<10} {:<7} {:>5} {:>41} {:>41} {:>10} {:>12}", "INTERFACE", "DIR", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES");
+    for record in &records {
+        println!(
+            "{:<10} {:<7} {:>5} {:>41} {:>41} {:>10} {:>12}",
+            record.interface_name,
+            format!("{:?}", record.direction).to_lowercase(),
+            record.protocol,
+            std::net::SocketAddr::new(record.source_address, record.source_port).to_string(),
+            std::net::SocketAddr::new(record.destination_address, record.destination_port).to_string(),
+            record.packets,
+            record.bytes
+        );
+    }
+    Ok(())
 }
 
 fn print_config(path: &std::path::Path, config: &Config) {

@@ -94,6 +94,12 @@ fn open_meter(config: &Config) -> anyhow::Result<Meter> {
     };
 
     if let Some(mut meter) = ebpf {
+        if let Some(path) = &config.pin_path {
+            // Without the pin only `flow show` is missing, so go on.
+            if let Err(err) = meter.pin_flow_table(path) {
+                log::warn!("{err:#}; `flow show` will not see the flows");
+            }
+        }
         let attached = meter.reconcile(&config.interfaces);
         log::info!(
             "flow source: eBPF at TC on {} ({attached} of {} interfaces present), table of {} flows",

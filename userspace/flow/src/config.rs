@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// Default pin of the eBPF flow table, read by `flow show`.
+pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/portcullis/flows";
+
 /// Configuration of the flow collector.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -37,6 +40,9 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// File that exported records are appended to as JSON lines.
     pub json_lines_path: Option<PathBuf>,
+    /// Where the eBPF flow table is pinned for `flow show`, on a mounted
+    /// BPF file system; null to not pin it.
+    pub pin_path: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -54,6 +60,7 @@ impl Default for Config {
             observation_domain: 1,
             max_message_bytes: 1400,
             json_lines_path: None,
+            pin_path: Some(PathBuf::from(DEFAULT_PIN_PATH)),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use libbpf_rs::{MapCore, MapHandle, Object, ObjectBuilder, TcHook, TcHookBuilder, TC_EGRESS, TC_INGRESS};
@@ -56,6 +57,8 @@ pub struct EbpfMeter {
     /// Names of interfaces seen, by ifindex, kept after an interface is
     /// gone so its last flows still carry the name.
     names: HashMap<u32, String>,
+    /// Where the flow table is pinned, to remove the pin on drop.
+    pinned: Option<PathBuf>,
 }
 
 impl EbpfMeter {
@@ -82,7 +85,7 @@ impl EbpfMeter {
             );
         }
 
-        Ok(EbpfMeter { object, flows, counters, attached: HashMap::new(), names: HashMap::new() })
+        Ok(EbpfMeter { object, flows, counters, attached: HashMap::new(), names: HashMap::new(), pinned: None })
     }
 
     /// Attaches to the named interfaces that exist and are not attached,
@@ -171,15 +174,23 @@ impl EbpfMeter {
     /// Reads every flow in the table, with timestamps converted to Unix
     /// milliseconds using `boot_epoch_ms`.
     pub fn read_flows(&self, boot_epoch_ms: u64) -> Vec<(FlowKey, Counters)> {
-        let mut flows = Vec::new();
-        for raw_key in self.flows.keys() {
-            // A flow deleted between keys() and lookup() is simply skipped.
-            let Ok(Some(raw_value)) = self.flows.lookup(&raw_key, libbpf_rs::MapFlags::ANY) else { continue };
-            if let (Some(key), Some(counters)) = (parse_key(&raw_key), parse_value(&raw_value, boot_epoch_ms)) {
-                flows.push((key, counters));
-            }
+        read_flow_table(&self.flows, boot_epoch_ms)
+    }
+
+    /// Pins the flow table at `path` on a BPF file system, replacing a pin
+    /// left there by an earlier run, so that `flow show` can read it.
+    pub fn pin_flow_table(&mut self, path: &Path) -> anyhow::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("failed to create {}", parent.display()))?;
         }
-        flows
+        match std::fs::remove_file(path) {
+            Ok(()) => log::info!("removed a stale flow table pin at {}", path.display()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(anyhow!(err).context(format!("failed to remove the old pin {}", path.display()))),
+        }
+        self.flows.pin(path).with_context(|| format!("failed to pin the flow table at {}", path.display()))?;
+        self.pinned = Some(path.to_path_buf());
+        Ok(())
     }
 
     /// Removes a flow and returns its final counters, read in the same
@@ -224,7 +235,49 @@ impl EbpfMeter {
 impl Drop for EbpfMeter {
     fn drop(&mut self) {
         self.detach_all();
+        if let Some(path) = self.pinned.take() {
+            if let Err(err) = std::fs::remove_file(&path) {
+                log::warn!("failed to remove the flow table pin {}: {err}", path.display());
+            }
+        }
     }
+}
+
+/// Reads every flow in a flow table, with timestamps converted to Unix
+/// milliseconds using `boot_epoch_ms`.
+pub fn read_flow_table(flows: &MapHandle, boot_epoch_ms: u64) -> Vec<(FlowKey, Counters)> {
+    let mut result = Vec::new();
+    for raw_key in flows.keys() {
+        // A flow deleted between keys() and lookup() is simply skipped.
+        let Ok(Some(raw_value)) = flows.lookup(&raw_key, libbpf_rs::MapFlags::ANY) else { continue };
+        if let (Some(key), Some(counters)) = (parse_key(&raw_key), parse_value(&raw_value, boot_epoch_ms)) {
+            result.push((key, counters));
+        }
+    }
+    result
+}
+
+/// Opens a flow table pinned by a running collector.
+pub fn open_pinned_flow_table(path: &Path) -> anyhow::Result<MapHandle> {
+    let map = MapHandle::from_pinned_path(path)
+        .with_context(|| format!("failed to open the pinned flow table {}; is the collector running?", path.display()))?;
+    if map.key_size() as usize != KEY_SIZE || map.value_size() as usize != VALUE_SIZE {
+        bail!("{} is not a flow table of this version: key/value sizes {}/{}", path.display(), map.key_size(), map.value_size());
+    }
+    Ok(map)
+}
+
+/// Returns the name of interface `ifindex` in this network namespace.
+pub fn interface_name_of(ifindex: u32) -> Option<String> {
+    let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buffer` has IF_NAMESIZE bytes, as if_indextoname requires.
+    let name = unsafe { libc::if_indextoname(ifindex, buffer.as_mut_ptr()) };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: on success if_indextoname wrote a NUL-terminated name into `buffer`.
+    let name = unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// Passes libbpf's own messages (verifier output, load errors) to the log
