@@ -82,7 +82,7 @@ fn show(pin_path: &std::path::Path, json: bool) -> anyhow::Result<()> {
             Some(record)
         })
         .collect();
-    records.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    records.sort_by_key(|record| std::cmp::Reverse(record.bytes));
 
     if json {
         print!("{}", crate::record::to_json_lines(&records)?);

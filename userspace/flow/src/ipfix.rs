@@ -7,6 +7,8 @@
 //! template code serves NetFlow v9 (src/netflow9.rs), and the encoding
 //! itself is small.
 
+use std::sync::Arc;
+
 use crate::record::FlowRecord;
 use crate::template::{self, Field, TEMPLATE_IPV4, TEMPLATE_IPV6};
 
@@ -22,8 +24,8 @@ pub struct IpfixEncoder {
     observation_domain: u32,
     sequence: u32,
     max_message_length: usize,
-    ipv4_fields: Vec<Field>,
-    ipv6_fields: Vec<Field>,
+    ipv4_fields: Arc<[Field]>,
+    ipv6_fields: Arc<[Field]>,
 }
 
 impl IpfixEncoder {
@@ -34,8 +36,8 @@ impl IpfixEncoder {
             observation_domain,
             sequence: 0,
             max_message_length: max_message_length.max(512),
-            ipv4_fields: template::ipfix_fields(false),
-            ipv6_fields: template::ipfix_fields(true),
+            ipv4_fields: template::ipfix_fields(false).into(),
+            ipv6_fields: template::ipfix_fields(true).into(),
         }
     }
 
@@ -84,11 +86,13 @@ impl IpfixEncoder {
         body[start + 2..start + 4].copy_from_slice(&length.to_be_bytes());
     }
 
-    fn fields(&self, template_id: u16) -> Vec<Field> {
+    /// Returns the fields of a template; the Arc lets the caller keep them
+    /// while finishing a message, which needs `&mut self`.
+    fn fields(&self, template_id: u16) -> Arc<[Field]> {
         if template_id == TEMPLATE_IPV6 {
-            self.ipv6_fields.clone()
+            Arc::clone(&self.ipv6_fields)
         } else {
-            self.ipv4_fields.clone()
+            Arc::clone(&self.ipv4_fields)
         }
     }
 

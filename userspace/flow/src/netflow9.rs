@@ -2,6 +2,8 @@
 //! FlowSet with the IPv4 and IPv6 templates when they are due, and data
 //! FlowSets padded to a 32-bit boundary.
 
+use std::sync::Arc;
+
 use crate::record::FlowRecord;
 use crate::template::{self, Field, TEMPLATE_IPV4, TEMPLATE_IPV6};
 
@@ -17,8 +19,8 @@ pub struct Netflow9Encoder {
     source_id: u32,
     sequence: u32,
     max_packet_length: usize,
-    ipv4_fields: Vec<Field>,
-    ipv6_fields: Vec<Field>,
+    ipv4_fields: Arc<[Field]>,
+    ipv6_fields: Arc<[Field]>,
 }
 
 impl Netflow9Encoder {
@@ -28,8 +30,8 @@ impl Netflow9Encoder {
             source_id,
             sequence: 0,
             max_packet_length: max_packet_length.max(512),
-            ipv4_fields: template::netflow9_fields(false),
-            ipv6_fields: template::netflow9_fields(true),
+            ipv4_fields: template::netflow9_fields(false).into(),
+            ipv6_fields: template::netflow9_fields(true).into(),
         }
     }
 
@@ -82,11 +84,13 @@ impl Netflow9Encoder {
         packet.count += 2;
     }
 
-    fn fields(&self, template_id: u16) -> Vec<Field> {
+    /// Returns the fields of a template; the Arc lets the caller keep them
+    /// while finishing a message, which needs `&mut self`.
+    fn fields(&self, template_id: u16) -> Arc<[Field]> {
         if template_id == TEMPLATE_IPV6 {
-            self.ipv6_fields.clone()
+            Arc::clone(&self.ipv6_fields)
         } else {
-            self.ipv4_fields.clone()
+            Arc::clone(&self.ipv4_fields)
         }
     }
 
@@ -142,9 +146,8 @@ impl PacketBuilder {
         if self.open_flowset.take().is_none() {
             return;
         }
-        while (self.body.len() - self.open_flowset_start) % 4 != 0 {
-            self.body.push(0);
-        }
+        let padding = (4 - (self.body.len() - self.open_flowset_start) % 4) % 4;
+        self.body.resize(self.body.len() + padding, 0);
         let length = (self.body.len() - self.open_flowset_start) as u16;
         self.body[self.open_flowset_start + 2..self.open_flowset_start + 4].copy_from_slice(&length.to_be_bytes());
     }
