@@ -44,8 +44,8 @@ run_traffic() {
 	capture_veth_pid=$!
 	ip netns exec "$NS_A" dumpcap -q -i lo -f "udp port $port" -w "$work/export.pcapng" >"$work/dumpcap-lo.log" 2>&1 &
 	capture_lo_pid=$!
-	# Templates go out with the first poll: start the meter only once both
-	# captures run, so that tshark sees them.
+	# Templates go out with the first poll, so the meter starts only once
+	# both captures run and the capture contains them.
 	for log in dumpcap-veth dumpcap-lo; do
 		for _ in $(seq 100); do
 			grep -q "Capturing on" "$work/$log.log" && break

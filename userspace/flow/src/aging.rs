@@ -40,7 +40,7 @@ pub struct Counters {
     pub destination_mac: MacAddress,
 }
 
-/// What to do with a flow after a poll.
+/// Reason a flow's record is due after a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
     Idle,
@@ -49,7 +49,7 @@ pub enum Expiry {
     Evicted,
 }
 
-/// What the cache has exported of one flow.
+/// Counters of one flow already exported, and the start of its next record.
 #[derive(Debug, Clone, Copy)]
 struct Exported {
     packets: u64,
@@ -73,7 +73,7 @@ impl FlowCache {
         FlowCache { source, active_timeout_ms, idle_timeout_ms, exported: HashMap::new() }
     }
 
-    /// Decides which of the `flows` the meter holds expire at `now_ms`.
+    /// Decides which of the meter's `flows` expire at `now_ms`.
     /// With `evict_down_to`, the flows seen least recently are also marked
     /// [`Expiry::Evicted`] until at most that many remain.
     pub fn expire(
@@ -129,7 +129,7 @@ impl FlowCache {
     }
 
     /// Builds the last record of a flow the meter has removed, from its
-    /// final cumulative `counters`, and forgets the flow.
+    /// final cumulative `counters`, and drops the flow from the cache.
     pub fn export_final(&mut self, key: &FlowKey, counters: &Counters) -> Option<FlowRecord> {
         let previous = self.exported.remove(key);
         self.delta_record(key, counters, previous)

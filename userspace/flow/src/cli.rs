@@ -71,7 +71,7 @@ fn show(pin_path: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let table = meter::open_pinned_flow_table(pin_path)?;
     let boot = collector::boot_epoch_ms();
 
-    // A fresh cache has exported nothing, so each record holds the whole
+    // A fresh cache has exported nothing, so each record covers the whole
     // flow so far.
     let mut cache = FlowCache::new(FlowSource::Ebpf, u64::MAX, u64::MAX);
     let mut records: Vec<FlowRecord> = meter::read_flow_table(&table, boot)

@@ -17,7 +17,7 @@ use crate::meter::EbpfMeter;
 use crate::record::{FlowRecord, FlowSource};
 
 /// Starts the collector on its own thread. It runs until `stop` is set,
-/// then exports every flow it still holds and returns. The thread's result
+/// then exports every flow still in the meter and returns. The thread's result
 /// is the error that stopped it early, if any.
 pub fn spawn(config: Config, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<anyhow::Result<()>>> {
     std::thread::Builder::new()
@@ -65,7 +65,7 @@ struct CollectorStats {
     map_full_packets: u64,
 }
 
-/// The meter in use; the log says which one.
+/// The meter in use, named in the log at start.
 enum Meter {
     Ebpf(EbpfMeter),
     Conntrack(ConntrackMeter),

@@ -17,7 +17,7 @@ pub struct Config {
     /// Interface names to meter at TC ingress and egress. Interfaces that
     /// do not exist yet are attached when they appear.
     pub interfaces: Vec<String>,
-    /// Which meter to use.
+    /// Meter to use.
     pub source: SourceChoice,
     pub collectors: Vec<CollectorConfig>,
     /// A flow still active after this many seconds is exported, and its
@@ -40,8 +40,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// File that exported records are appended to as JSON lines.
     pub json_lines_path: Option<PathBuf>,
-    /// Where the eBPF flow table is pinned for `flow show`, on a mounted
-    /// BPF file system; null to not pin it.
+    /// Pin path of the eBPF flow table for `flow show`, on a mounted BPF
+    /// file system. Null leaves the table unpinned.
     pub pin_path: Option<PathBuf>,
 }
 
@@ -65,7 +65,7 @@ impl Default for Config {
     }
 }
 
-/// Which meter the collector uses.
+/// Meter choice of the collector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceChoice {

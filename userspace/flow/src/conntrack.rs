@@ -2,7 +2,7 @@
 //! the conntrack table over netlink (ctnetlink) and turns the accounting
 //! counters of each direction into a flow.
 //!
-//! Conntrack knows no MAC addresses and no interface, so those fields stay
+//! Conntrack records no MAC addresses and no interface, so those fields stay
 //! zero and empty, and every record has direction ingress. It keeps no
 //! last-seen time either: a flow's last packet is taken as the poll at which
 //! its counters last changed, so times are only as fine as the poll

@@ -5,7 +5,7 @@
 //! IPFIX (RFC 7011) or NetFlow v9 (RFC 3954) over UDP, and as JSON lines.
 //!
 //! Metering runs in eBPF programs at TC ingress and egress
-//! (`bpf/flow.bpf.c`) that count packets per flow in a BPF hash map; no
+//! (`bpf/flow.bpf.c`) that count packets per flow in a BPF hash map. No
 //! packet is copied to user space. Where the programs cannot be loaded the
 //! collector reads conntrack accounting over netlink instead and logs which
 //! source it uses. This crate does not decide anything about the flows: it

@@ -57,7 +57,7 @@ pub struct EbpfMeter {
     /// Names of interfaces seen, by ifindex, kept after an interface is
     /// gone so its last flows still carry the name.
     names: HashMap<u32, String>,
-    /// Where the flow table is pinned, to remove the pin on drop.
+    /// Pin path of the flow table, removed on drop.
     pinned: Option<PathBuf>,
 }
 
@@ -89,7 +89,7 @@ impl EbpfMeter {
     }
 
     /// Attaches to the named interfaces that exist and are not attached,
-    /// and forgets those that are gone or were replaced by a new interface
+    /// and drops those that are gone or were replaced by a new interface
     /// of the same name. Returns the number of interfaces attached now.
     pub fn reconcile(&mut self, interfaces: &[String]) -> usize {
         for name in interfaces {

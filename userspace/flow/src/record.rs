@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use serde::{Serialize, Serializer};
 
-/// Where a packet was seen relative to the interface, as IPFIX flowDirection
-/// (information element 61) encodes it.
+/// Direction of a packet relative to the interface, encoded as IPFIX
+/// flowDirection (information element 61) does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
@@ -39,8 +39,8 @@ impl Serialize for MacAddress {
 pub enum FlowSource {
     /// The TC programs in bpf/flow.bpf.c.
     Ebpf,
-    /// Conntrack accounting read over netlink; it knows no MAC addresses
-    /// and no interface, so those fields are zero and empty.
+    /// Conntrack accounting read over netlink. Conntrack records no MAC
+    /// addresses and no interface, so those fields are zero and empty.
     Conntrack,
 }
 
