@@ -83,6 +83,7 @@ start_meter() {
 	    "source": "ebpf",
 	    "poll_interval_ms": 200,
 	    "idle_timeout_secs": 1,
+	    "active_timeout_secs": ${2:-300},
 	    "max_flows": ${1:-16384},
 	    "eviction_threshold_percent": 50,
 	    "json_lines_path": "$work/flows.jsonl",
@@ -166,6 +167,23 @@ for port in $second_wave; do
 	second=$((second + $(exported_packets "$port")))
 done
 check "$second" 10 "new flows are metered after the table empties"
+
+# Active timeout 1 s: a flow that sends every 0.25 s for 3 s never goes
+# idle, so it is exported in several records whose packets add up.
+start_meter 16384 1
+wait_for_log "metering flows on $VETH_A" 1
+in_a python3 - "$IP_A" "$IP_B" <<-'EOF'
+	import socket, sys, time
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind((sys.argv[1], 40030))
+	for _ in range(12):
+	    s.sendto(b"a" * 50, (sys.argv[2], 7777))
+	    time.sleep(0.25)
+	EOF
+stop_meter
+records=$(grep -c '"source_port":40030,' "$work/flows.jsonl")
+check "$((records >= 2))" 1 "active timeout splits a long flow ($records records)"
+check "$(exported_packets 40030)" 12 "records of a long flow add up"
 
 [ "$failed" = 0 ] || sed 's/^/# /' "$work/meter.log"
 [ "$failed" = 0 ]

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Subcommand;
 
@@ -47,8 +49,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => {
             let config = Config::load(&config)?;
-            install_stop_handler();
-            collector::run(&config, &STOP)?;
+            run_until_signal(config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { pin_path, json } => {
@@ -64,6 +65,24 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Runs the collector the way the daemon does, on its own thread with a
+/// shared stop flag, and sets the flag on SIGINT or SIGTERM.
+fn run_until_signal(config: Config) -> anyhow::Result<()> {
+    install_stop_handler();
+    let stop = Arc::new(AtomicBool::new(false));
+    let collector = collector::spawn(config, Arc::clone(&stop))?;
+
+    while !STOP.load(Ordering::Relaxed) && !collector.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+
+    match collector.join() {
+        Ok(result) => result,
+        Err(_) => anyhow::bail!("the flow collector thread panicked"),
     }
 }
 
@@ -118,6 +137,7 @@ fn print_config(path: &std::path::Path, config: &Config) {
     println!("  flow table: {} flows, eviction above {}%", config.max_flows, config.eviction_threshold_percent);
 }
 
+/// Set by the signal handler, which cannot reach the collector's Arc.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn request_stop(_signal: libc::c_int) {
