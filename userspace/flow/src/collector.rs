@@ -48,12 +48,15 @@ pub fn run(config: &Config, stop: &AtomicBool) -> anyhow::Result<()> {
     let export = exporter.stats();
     log::info!(
         "flow collector stopped: {} records in {} messages exported, {} send errors, {} flows evicted, \
-         {} packets not metered because the flow table was full",
+         {} packets not metered because the flow table was full, {} non-IP frames and {} truncated \
+         IP packets skipped",
         export.records,
         export.messages,
         export.send_errors,
         stats.evictions,
-        stats.map_full_packets
+        stats.map_full_packets,
+        stats.not_ip_frames,
+        stats.truncated_packets
     );
     Ok(())
 }
@@ -63,6 +66,10 @@ pub fn run(config: &Config, stop: &AtomicBool) -> anyhow::Result<()> {
 struct CollectorStats {
     evictions: u64,
     map_full_packets: u64,
+    /// Frames that were not IPv4 or IPv6, and IP packets cut short, as the
+    /// BPF programs last counted them.
+    not_ip_frames: u64,
+    truncated_packets: u64,
 }
 
 /// The meter in use, named in the log at start.
@@ -166,7 +173,8 @@ fn poll_ebpf(
         }
     }
 
-    let map_full = meter.counters().map_full;
+    let counters = meter.counters();
+    let map_full = counters.map_full;
     if evicted > 0 || map_full > stats.map_full_packets {
         log::warn!(
             "flow table near full ({} of {} entries): evicted {evicted} flows early, {} packets not metered since the last poll",
@@ -177,6 +185,8 @@ fn poll_ebpf(
     }
     stats.evictions += evicted;
     stats.map_full_packets = map_full;
+    stats.not_ip_frames = counters.not_ip;
+    stats.truncated_packets = counters.truncated;
     records
 }
 

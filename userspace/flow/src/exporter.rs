@@ -90,7 +90,7 @@ impl Exporter {
                 collector.templates_sent = Some(now);
             }
             for message in &messages {
-                match collector.socket.send(message) {
+                match collector.socket.send_to(message, collector.address) {
                     Ok(_) => self.stats.messages += 1,
                     Err(err) => {
                         collector.send_errors += 1;
@@ -136,10 +136,10 @@ fn open_collector(collector: &CollectorConfig, config: &Config) -> anyhow::Resul
     let bind: SocketAddr = if collector.address.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
         .parse()
         .expect("literal socket address");
+    // Unconnected on purpose: a connected UDP socket fails the next send
+    // after any ICMP port unreachable, for example while the collector
+    // restarts, and would count a message as lost that was sent.
     let socket = UdpSocket::bind(bind).with_context(|| format!("failed to open a UDP socket for {}", collector.address))?;
-    socket
-        .connect(collector.address)
-        .with_context(|| format!("failed to set collector address {}", collector.address))?;
 
     let encoder = match collector.protocol {
         ExportProtocol::Ipfix => Encoder::Ipfix(IpfixEncoder::new(config.observation_domain, config.max_message_bytes)),
