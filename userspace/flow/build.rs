@@ -16,14 +16,23 @@ fn main() {
 
     // <linux/bpf.h> includes <asm/types.h>, which Debian keeps in the
     // multiarch include directory that the BPF target does not search.
+    // NOTE: this is the build host's directory, which is enough because
+    // asm/types.h defines the same fixed-size types on every architecture.
     let multiarch = Command::new(&clang)
         .arg("-print-multiarch")
         .output()
         .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
         .unwrap_or_default();
 
+    // The object must have the byte order of the target that loads it,
+    // which differs from the build host when cross-compiling.
+    let target = match env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() {
+        Ok("big") => "bpfeb",
+        _ => "bpfel",
+    };
+
     let mut command = Command::new(&clang);
-    command.args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall"]);
+    command.args(["-O2", "-g", "-target", target, "-mcpu=v3", "-Wall"]);
     if !multiarch.is_empty() {
         command.arg(format!("-I/usr/include/{multiarch}"));
     }
