@@ -6,7 +6,7 @@
 # because the kernel tracks connections in a namespace only then.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-. "$here/flow-lib.sh"
+. "$here/../../userspace/flow/testing/netns.sh"
 
 [ "$(id -u)" = 0 ] || { echo "not ok 1 - needs root for network namespaces"; exit 1; }
 flow_build || { echo "not ok 1 - cargo build of portcullis-flow failed"; exit 1; }

@@ -7,8 +7,8 @@
 # export packets, interface names included, without errors.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-. "$here/flow-lib.sh"
-. "$here/flow-traffic.sh"
+. "$here/../../userspace/flow/testing/netns.sh"
+. "$here/../../userspace/flow/testing/traffic.sh"
 
 [ "$(id -u)" = 0 ] || { echo "not ok 1 - needs root for network namespaces"; exit 1; }
 flow_build || { echo "not ok 1 - cargo build of portcullis-flow failed"; exit 1; }

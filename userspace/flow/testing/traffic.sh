@@ -1,5 +1,5 @@
 # Traffic and checks shared by the flow export host tests. Sourced after
-# flow-lib.sh; the caller sets $work, $proto (ipfix or netflow9) and $port.
+# netns.sh; the caller sets $work, $proto (ipfix or netflow9) and $port.
 
 TCP_BYTES=100000
 UDP_COUNT=10

@@ -1,8 +1,8 @@
 # Shared setup of the flow host tests and the flow benchmark: two network
 # namespaces joined by a veth pair, with fixed addresses and MACs, and the
-# portcullis-flow binary. Sourced, not run; the runner only runs *.t files.
+# portcullis-flow binary. Sourced by tests/host/flow-*.t and scripts/bench-flow.
 
-FLOW_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+FLOW_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FLOW_REPO/target}"
 FLOW_BIN="$CARGO_TARGET_DIR/release/portcullis-flow"
 
