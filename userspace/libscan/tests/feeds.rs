@@ -147,8 +147,8 @@ fn unknown_version_is_not_clean() {
     assert!(result.reason.contains("unknown"), "{}", result.reason);
 }
 
-/// The smallest ELF file the inventory accepts: a 64-bit x86-64 header
-/// without sections, followed by `payload`.
+/// Builds the smallest ELF file the inventory accepts: a 64-bit x86-64
+/// header without sections, followed by `payload`.
 fn minimal_elf(payload: &[u8]) -> Vec<u8> {
     let mut data = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     data.extend_from_slice(&3u16.to_le_bytes()); // ET_DYN
@@ -288,7 +288,8 @@ fn osv_zip_archive() {
     let bytes = fs::read(&path).unwrap();
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let error = feed::load_file(&path).unwrap_err().to_string();
-    assert!(error.contains("all.zip") && error.contains("invalid zip archive"), "{error}");
+    assert!(error.contains("all.zip"), "{error}");
+    assert!(error.contains("invalid zip archive"), "{error}");
 }
 
 #[test]
