@@ -25,7 +25,8 @@ pub struct FileStamp {
 
 impl FileStamp {
     pub fn of(metadata: &fs::Metadata) -> FileStamp {
-        let nanoseconds = |seconds: i64, nanos: i64| seconds as i128 * 1_000_000_000 + nanos as i128;
+        let nanoseconds =
+            |seconds: i64, nanos: i64| seconds as i128 * 1_000_000_000 + nanos as i128;
         FileStamp {
             dev: metadata.dev(),
             ino: metadata.ino(),
@@ -62,12 +63,18 @@ const FORMAT: u32 = 1;
 
 impl FileCache {
     pub fn new() -> FileCache {
-        FileCache { format: FORMAT, entries: HashMap::new() }
+        FileCache {
+            format: FORMAT,
+            entries: HashMap::new(),
+        }
     }
 
     /// Returns the analysis stored for `path` if the file still has `stamp`.
     pub fn get(&self, path: &Path, stamp: &FileStamp) -> Option<&FileAnalysis> {
-        self.entries.get(path).filter(|entry| entry.stamp == *stamp).map(|entry| &entry.analysis)
+        self.entries
+            .get(path)
+            .filter(|entry| entry.stamp == *stamp)
+            .map(|entry| &entry.analysis)
     }
 
     pub fn insert(&mut self, path: PathBuf, stamp: FileStamp, analysis: FileAnalysis) {
@@ -95,7 +102,10 @@ impl FileCache {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return FileCache::new(),
             Err(error) => {
-                log::warn!("failed to read scan cache {}: {error}; scanning every file", path.display());
+                log::warn!(
+                    "failed to read scan cache {}: {error}; scanning every file",
+                    path.display()
+                );
                 return FileCache::new();
             }
         };
@@ -103,7 +113,10 @@ impl FileCache {
             Ok(cache) if cache.format == FORMAT => cache,
             Ok(_) => FileCache::new(),
             Err(error) => {
-                log::warn!("invalid scan cache {}: {error}; scanning every file", path.display());
+                log::warn!(
+                    "invalid scan cache {}: {error}; scanning every file",
+                    path.display()
+                );
                 FileCache::new()
             }
         }
@@ -113,13 +126,19 @@ impl FileCache {
     /// leaves the old cache or the new one, never half of one.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|error| anyhow::anyhow!("failed to create cache directory {}: {error}", parent.display()))?;
+            fs::create_dir_all(parent).map_err(|error| {
+                anyhow::anyhow!(
+                    "failed to create cache directory {}: {error}",
+                    parent.display()
+                )
+            })?;
         }
         let temporary = path.with_extension("tmp");
         let bytes = serde_json::to_vec(self)?;
-        fs::write(&temporary, bytes).map_err(|error| anyhow::anyhow!("failed to write {}: {error}", temporary.display()))?;
-        fs::rename(&temporary, path).map_err(|error| anyhow::anyhow!("failed to replace {}: {error}", path.display()))?;
+        fs::write(&temporary, bytes)
+            .map_err(|error| anyhow::anyhow!("failed to write {}: {error}", temporary.display()))?;
+        fs::rename(&temporary, path)
+            .map_err(|error| anyhow::anyhow!("failed to replace {}: {error}", path.display()))?;
         Ok(())
     }
 }

@@ -32,9 +32,19 @@ pub struct Product {
 pub static PRODUCTS: &[Product] = &[
     Product {
         name: "openssl",
-        aliases: &["openssl", "libssl", "libcrypto", "libssl3", "libssl1.1", "libcrypto3", "libssl3t64"],
+        aliases: &[
+            "openssl",
+            "libssl",
+            "libcrypto",
+            "libssl3",
+            "libssl1.1",
+            "libcrypto3",
+            "libssl3t64",
+        ],
         file_names: &["libssl", "libcrypto", "openssl"],
-        version_pattern: Some(r"OpenSSL (\d+\.\d+\.\d+[a-z]{0,2}(?:-[a-z0-9]+)?) +\d{1,2} [A-Z][a-z]{2} \d{4}"),
+        version_pattern: Some(
+            r"OpenSSL (\d+\.\d+\.\d+[a-z]{0,2}(?:-[a-z0-9]+)?) +\d{1,2} [A-Z][a-z]{2} \d{4}",
+        ),
         marker: None,
         compare: version::compare_openssl,
     },
@@ -56,7 +66,13 @@ pub static PRODUCTS: &[Product] = &[
     },
     Product {
         name: "curl",
-        aliases: &["curl", "libcurl", "libcurl4", "libcurl3-gnutls", "libcurl4-openssl-dev"],
+        aliases: &[
+            "curl",
+            "libcurl",
+            "libcurl4",
+            "libcurl3-gnutls",
+            "libcurl4-openssl-dev",
+        ],
         file_names: &["libcurl", "curl"],
         version_pattern: Some(r"libcurl/(\d+\.\d+\.\d+)"),
         marker: None,
@@ -66,7 +82,9 @@ pub static PRODUCTS: &[Product] = &[
         name: "glibc",
         aliases: &["glibc", "gnu c library", "libc6", "eglibc"],
         file_names: &["libc", "ld-linux"],
-        version_pattern: Some(r"GNU C Library \([^)\x00]*\) (?:stable )?release version (\d+\.\d+(?:\.\d+)?)"),
+        version_pattern: Some(
+            r"GNU C Library \([^)\x00]*\) (?:stable )?release version (\d+\.\d+(?:\.\d+)?)",
+        ),
         marker: None,
         compare: version::compare_upstream,
     },
@@ -121,8 +139,20 @@ pub static PRODUCTS: &[Product] = &[
     },
     Product {
         name: "openssh",
-        aliases: &["openssh", "openssh-server", "openssh-client", "openssh-portable"],
-        file_names: &["sshd", "ssh", "ssh-agent", "ssh-keygen", "scp", "sftp-server"],
+        aliases: &[
+            "openssh",
+            "openssh-server",
+            "openssh-client",
+            "openssh-portable",
+        ],
+        file_names: &[
+            "sshd",
+            "ssh",
+            "ssh-agent",
+            "ssh-keygen",
+            "scp",
+            "sftp-server",
+        ],
         version_pattern: Some(r"OpenSSH_(\d+\.\d+(?:p\d+)?)"),
         marker: None,
         compare: version::compare_upstream,
@@ -135,7 +165,11 @@ fn patterns() -> &'static [Option<Regex>] {
     PATTERNS.get_or_init(|| {
         PRODUCTS
             .iter()
-            .map(|product| product.version_pattern.map(|pattern| Regex::new(pattern).expect("catalogue pattern compiles")))
+            .map(|product| {
+                product
+                    .version_pattern
+                    .map(|pattern| Regex::new(pattern).expect("catalogue pattern compiles"))
+            })
             .collect()
     })
 }
@@ -155,7 +189,9 @@ pub fn by_file_name(file_name: &str) -> Option<&'static Product> {
     PRODUCTS.iter().find(|product| {
         product.file_names.iter().any(|known| {
             stem == *known
-                || stem.strip_prefix(known).is_some_and(|rest| rest.starts_with('-'))
+                || stem
+                    .strip_prefix(known)
+                    .is_some_and(|rest| rest.starts_with('-'))
                 || (known.contains('.') && stem.starts_with(known))
         })
     })
@@ -183,15 +219,24 @@ pub fn find_embedded_versions(data: &[u8]) -> Vec<EmbeddedVersion> {
         }
         if let Some(captures) = pattern.captures(data) {
             let version = String::from_utf8_lossy(&captures[1]).into_owned();
-            let evidence = String::from_utf8_lossy(&captures[0]).trim_matches('\0').trim().to_string();
-            found.push(EmbeddedVersion { product: product.name.to_string(), version, evidence });
+            let evidence = String::from_utf8_lossy(&captures[0])
+                .trim_matches('\0')
+                .trim()
+                .to_string();
+            found.push(EmbeddedVersion {
+                product: product.name.to_string(),
+                version,
+                evidence,
+            });
         }
     }
     found
 }
 
 fn memchr_find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 #[cfg(test)]
@@ -201,10 +246,16 @@ mod tests {
     #[test]
     fn file_names_map_to_products() {
         assert_eq!(by_file_name("libssl.so.3").map(|p| p.name), Some("openssl"));
-        assert_eq!(by_file_name("libcrypto.so.1.1").map(|p| p.name), Some("openssl"));
+        assert_eq!(
+            by_file_name("libcrypto.so.1.1").map(|p| p.name),
+            Some("openssl")
+        );
         assert_eq!(by_file_name("libz.so.1.2.13").map(|p| p.name), Some("zlib"));
         assert_eq!(by_file_name("libc.so.6").map(|p| p.name), Some("glibc"));
-        assert_eq!(by_file_name("libc.musl-x86_64.so.1").map(|p| p.name), Some("musl"));
+        assert_eq!(
+            by_file_name("libc.musl-x86_64.so.1").map(|p| p.name),
+            Some("musl")
+        );
         assert_eq!(by_file_name("busybox").map(|p| p.name), Some("busybox"));
         assert!(by_file_name("libzstd.so.1").is_none());
         assert!(by_file_name("libcap.so.2").is_none());
@@ -215,11 +266,23 @@ mod tests {
     fn embedded_strings_give_versions() {
         let cases: &[(&[u8], &str, &str)] = &[
             (b"\0OpenSSL 1.1.1k  25 Mar 2021\0", "openssl", "1.1.1k"),
-            (b"\0OpenSSL 3.0.0-alpha17 20 May 2021\0", "openssl", "3.0.0-alpha17"),
-            (b" deflate 1.2.11 Copyright 1995-2017 Jean-loup Gailly ", "zlib", "1.2.11"),
+            (
+                b"\0OpenSSL 3.0.0-alpha17 20 May 2021\0",
+                "openssl",
+                "3.0.0-alpha17",
+            ),
+            (
+                b" deflate 1.2.11 Copyright 1995-2017 Jean-loup Gailly ",
+                "zlib",
+                "1.2.11",
+            ),
             (b"BusyBox v1.31.1 (2020-01-01)", "busybox", "1.31.1"),
             (b"libcurl/7.88.1\0", "curl", "7.88.1"),
-            (b"GNU C Library (Debian GLIBC 2.36-9+deb12u4) stable release version 2.36.", "glibc", "2.36"),
+            (
+                b"GNU C Library (Debian GLIBC 2.36-9+deb12u4) stable release version 2.36.",
+                "glibc",
+                "2.36",
+            ),
             (b"\0expat_2.5.0\0", "expat", "2.5.0"),
             (b"SSH-2.0-dropbear_2019.78\0", "dropbear", "2019.78"),
             (b"OpenSSH_9.2p1 Debian-2", "openssh", "9.2p1"),

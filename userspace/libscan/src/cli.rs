@@ -81,12 +81,20 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 fn run_command(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Scan { target, feeds, json } => {
+        Command::Scan {
+            target,
+            feeds,
+            json,
+        } => {
             let feeds = feed::load_all(&feeds)?;
             let inventory = scan_target(&target)?;
             let report = Report::build(inventory, &feeds);
             print_output(json, &report, || report.to_table())?;
-            Ok(ExitCode::from(if report.totals.vulnerable_libraries > 0 { 1 } else { 0 }))
+            Ok(ExitCode::from(if report.totals.vulnerable_libraries > 0 {
+                1
+            } else {
+                0
+            }))
         }
         Command::Inventory { target, json } => {
             let inventory = scan_target(&target)?;
@@ -107,7 +115,16 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 .map(|(file, advisories)| serde_json::json!({"file": file, "advisories": advisories}))
                 .collect();
             print_output(json, &summary, || {
-                summary.iter().map(|entry| format!("{}: {} advisories\n", entry["file"].as_str().unwrap_or(""), entry["advisories"])).collect()
+                summary
+                    .iter()
+                    .map(|entry| {
+                        format!(
+                            "{}: {} advisories\n",
+                            entry["file"].as_str().unwrap_or(""),
+                            entry["advisories"]
+                        )
+                    })
+                    .collect()
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -137,7 +154,11 @@ fn scan_target(target: &TargetArgs) -> anyhow::Result<inventory::Inventory> {
     Ok(inventory)
 }
 
-fn print_output<T: serde::Serialize>(json: bool, value: &T, table: impl FnOnce() -> String) -> anyhow::Result<()> {
+fn print_output<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    table: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {

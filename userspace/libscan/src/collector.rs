@@ -49,7 +49,10 @@ impl Default for Config {
         Config {
             enabled: true,
             root: PathBuf::from("/"),
-            directories: inventory::DEFAULT_DIRECTORIES.iter().map(|s| s.to_string()).collect(),
+            directories: inventory::DEFAULT_DIRECTORIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             executables: Executables::Known,
             feeds: vec![PathBuf::from("/etc/portcullis/vulndb")],
             interval: Duration::from_secs(24 * 60 * 60),
@@ -64,10 +67,13 @@ impl Default for Config {
 
 fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
-    let duration = humantime::parse_duration(&text)
-        .map_err(|error| serde::de::Error::custom(format!("invalid duration \"{text}\": {error}")))?;
+    let duration = humantime::parse_duration(&text).map_err(|error| {
+        serde::de::Error::custom(format!("invalid duration \"{text}\": {error}"))
+    })?;
     if duration.is_zero() {
-        return Err(serde::de::Error::custom("invalid duration \"0s\": the interval must be positive"));
+        return Err(serde::de::Error::custom(
+            "invalid duration \"0s\": the interval must be positive",
+        ));
     }
     Ok(duration)
 }
@@ -76,10 +82,18 @@ impl Config {
     /// Reads the section from its JSON value; an error names the key path
     /// (`libscan.interval: invalid duration "daily"`).
     pub fn from_json(section: &serde_json::Value) -> anyhow::Result<Config> {
-        let config: Config = serde_path_to_error::deserialize(section)
-            .map_err(|error| anyhow::anyhow!("invalid libscan configuration at libscan.{}: {}", error.path(), error.inner()))?;
+        let config: Config = serde_path_to_error::deserialize(section).map_err(|error| {
+            anyhow::anyhow!(
+                "invalid libscan configuration at libscan.{}: {}",
+                error.path(),
+                error.inner()
+            )
+        })?;
         if !(0..=19).contains(&config.nice) {
-            anyhow::bail!("invalid libscan configuration at libscan.nice: {} is outside 0..=19", config.nice);
+            anyhow::bail!(
+                "invalid libscan configuration at libscan.nice: {} is outside 0..=19",
+                config.nice
+            );
         }
         Ok(config)
     }
@@ -126,7 +140,10 @@ pub fn spawn(config: Config, stop: Arc<AtomicBool>) -> std::io::Result<Collector
     let thread = thread::Builder::new()
         .name("libscan".to_string())
         .spawn(move || run(config, stop, requested))?;
-    Ok(Collector { thread, scan_requested })
+    Ok(Collector {
+        thread,
+        scan_requested,
+    })
 }
 
 fn run(config: Config, stop: Arc<AtomicBool>, requested: Arc<AtomicBool>) {
@@ -166,7 +183,12 @@ fn first_scan_time(report_file: &Path, interval: Duration) -> SystemTime {
 
 /// Runs one scan and writes its report. Feed files that fail to parse are
 /// logged and their last good copies stay in use.
-pub fn scan_once(config: &Config, stop: &Arc<AtomicBool>, cache: &mut FileCache, feeds: &mut FeedStore) {
+pub fn scan_once(
+    config: &Config,
+    stop: &Arc<AtomicBool>,
+    cache: &mut FileCache,
+    feeds: &mut FeedStore,
+) {
     for error in feeds.refresh(&config.feeds) {
         log::error!("libscan: {error}; keeping the last good copy of that file if there is one");
     }
@@ -174,7 +196,10 @@ pub fn scan_once(config: &Config, stop: &Arc<AtomicBool>, cache: &mut FileCache,
     let inventory = match inventory::scan(&config.scan_options(stop), cache) {
         Ok(inventory) => inventory,
         Err(error) => {
-            log::error!("libscan: scan of {} failed: {error:#}; retrying at the next interval", config.root.display());
+            log::error!(
+                "libscan: scan of {} failed: {error:#}; retrying at the next interval",
+                config.root.display()
+            );
             return;
         }
     };
@@ -204,9 +229,11 @@ fn write_report(path: &Path, report: &Report) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, serde_json::to_vec_pretty(report)?)
-        .map_err(|error| anyhow::anyhow!("failed to write report {}: {error}", temporary.display()))?;
-    std::fs::rename(&temporary, path).map_err(|error| anyhow::anyhow!("failed to replace report {}: {error}", path.display()))?;
+    std::fs::write(&temporary, serde_json::to_vec_pretty(report)?).map_err(|error| {
+        anyhow::anyhow!("failed to write report {}: {error}", temporary.display())
+    })?;
+    std::fs::rename(&temporary, path)
+        .map_err(|error| anyhow::anyhow!("failed to replace report {}: {error}", path.display()))?;
     Ok(())
 }
 
@@ -220,23 +247,33 @@ mod tests {
         assert_eq!(config, Config::default());
         assert_eq!(config.interval, Duration::from_secs(86400));
 
-        let config = Config::from_json(&serde_json::json!({"interval": "90m", "feeds": ["/data/osv.zip"]})).unwrap();
+        let config =
+            Config::from_json(&serde_json::json!({"interval": "90m", "feeds": ["/data/osv.zip"]}))
+                .unwrap();
         assert_eq!(config.interval, Duration::from_secs(5400));
         assert_eq!(config.feeds, vec![PathBuf::from("/data/osv.zip")]);
     }
 
     #[test]
     fn config_errors_name_key() {
-        let error = Config::from_json(&serde_json::json!({"interval": "daily"})).unwrap_err().to_string();
+        let error = Config::from_json(&serde_json::json!({"interval": "daily"}))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("libscan.interval"), "{error}");
 
-        let error = Config::from_json(&serde_json::json!({"nice": "low"})).unwrap_err().to_string();
+        let error = Config::from_json(&serde_json::json!({"nice": "low"}))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("libscan.nice"), "{error}");
 
-        let error = Config::from_json(&serde_json::json!({"intervall": "1h"})).unwrap_err().to_string();
+        let error = Config::from_json(&serde_json::json!({"intervall": "1h"}))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("intervall"), "{error}");
 
-        let error = Config::from_json(&serde_json::json!({"nice": 25})).unwrap_err().to_string();
+        let error = Config::from_json(&serde_json::json!({"nice": 25}))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("libscan.nice"), "{error}");
     }
 
@@ -245,7 +282,11 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let root = directory.path().join("root");
         std::fs::create_dir_all(root.join("usr/lib")).unwrap();
-        std::fs::write(root.join("usr/lib/libdemo.so.1.2.3"), crate::elf::minimal_elf(b"")).unwrap();
+        std::fs::write(
+            root.join("usr/lib/libdemo.so.1.2.3"),
+            crate::elf::minimal_elf(b""),
+        )
+        .unwrap();
         let config = Config {
             root,
             feeds: Vec::new(),
@@ -265,8 +306,14 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         collector.join();
 
-        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&config.report_file).unwrap()).unwrap();
-        let paths: Vec<&str> = report["libraries"].as_array().unwrap().iter().map(|l| l["path"].as_str().unwrap()).collect();
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config.report_file).unwrap()).unwrap();
+        let paths: Vec<&str> = report["libraries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["path"].as_str().unwrap())
+            .collect();
         assert_eq!(paths, vec!["/usr/lib/libdemo.so.1.2.3"]);
         assert_eq!(report["libraries"][0]["version"], "1.2.3");
         assert!(config.cache_file.exists());

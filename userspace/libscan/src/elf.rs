@@ -39,7 +39,10 @@ pub fn parse(data: &[u8], file_name: &str) -> Result<ElfInfo, String> {
     result.map_err(|error| error.to_string())
 }
 
-fn parse_class<H: FileHeader<Endian = Endianness>>(data: &[u8], file_name: &str) -> Result<ElfInfo, object::read::Error> {
+fn parse_class<H: FileHeader<Endian = Endianness>>(
+    data: &[u8],
+    file_name: &str,
+) -> Result<ElfInfo, object::read::Error> {
     let file = ElfFile::<H>::parse(data)?;
     let header = file.elf_header();
     let endian = file.endian();
@@ -54,7 +57,11 @@ fn parse_class<H: FileHeader<Endian = Endianness>>(data: &[u8], file_name: &str)
         elf::ET_DYN | elf::ET_EXEC => ElfKind::Executable,
         _ => ElfKind::Other,
     };
-    Ok(ElfInfo { kind, soname, architecture })
+    Ok(ElfInfo {
+        kind,
+        soname,
+        architecture,
+    })
 }
 
 fn read_soname<H: FileHeader<Endian = Endianness>>(

@@ -22,8 +22,17 @@ use crate::pkgdb::{Package, PackageIndex, PackageManager};
 /// root. The /usr ones come first so a merged-/usr system reports the
 /// /usr path of a file that /lib also reaches.
 pub const DEFAULT_DIRECTORIES: &[&str] = &[
-    "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/bin", "/usr/sbin", "/usr/local/lib", "/usr/local/bin", "/lib", "/lib64",
-    "/bin", "/sbin",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/local/lib",
+    "/usr/local/bin",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
 ];
 
 /// Files larger than this are skipped: firmware blobs and data files, not
@@ -185,17 +194,32 @@ pub fn scan(options: &ScanOptions, cache: &mut FileCache) -> anyhow::Result<Inve
     let mut seen = HashSet::new();
     let mut live_paths = HashSet::new();
     for directory in &options.directories {
-        let Some(start) = resolve_in_root(&options.root, directory) else { continue };
-        for entry in walkdir::WalkDir::new(&start).follow_links(false).sort_by_file_name() {
+        let Some(start) = resolve_in_root(&options.root, directory) else {
+            continue;
+        };
+        for entry in walkdir::WalkDir::new(&start)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(error) => {
-                    let path = error.path().map(|p| display_in_root(&options.root, p)).unwrap_or_default();
-                    inventory.skipped.push(SkippedFile { path, reason: error.to_string() });
+                    let path = error
+                        .path()
+                        .map(|p| display_in_root(&options.root, p))
+                        .unwrap_or_default();
+                    inventory.skipped.push(SkippedFile {
+                        path,
+                        reason: error.to_string(),
+                    });
                     continue;
                 }
             };
-            if options.cancel.as_ref().is_some_and(|cancel| cancel.load(Ordering::Relaxed)) {
+            if options
+                .cancel
+                .as_ref()
+                .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
+            {
                 anyhow::bail!("scan of {} cancelled", options.root.display());
             }
             if !entry.file_type().is_file() {
@@ -205,15 +229,27 @@ pub fn scan(options: &ScanOptions, cache: &mut FileCache) -> anyhow::Result<Inve
                 Ok(metadata) => metadata,
                 Err(error) => {
                     let path = display_in_root(&options.root, entry.path());
-                    inventory.skipped.push(SkippedFile { path, reason: error.to_string() });
+                    inventory.skipped.push(SkippedFile {
+                        path,
+                        reason: error.to_string(),
+                    });
                     continue;
                 }
             };
             // A file reached twice (merged /usr, hard links) is listed once.
-            if !seen.insert((metadata.dev(), metadata.ino())) || metadata.len() > options.max_file_size {
+            if !seen.insert((metadata.dev(), metadata.ino()))
+                || metadata.len() > options.max_file_size
+            {
                 continue;
             }
-            examine_file(options, &packages, cache, entry.path(), &metadata, &mut inventory);
+            examine_file(
+                options,
+                &packages,
+                cache,
+                entry.path(),
+                &metadata,
+                &mut inventory,
+            );
             live_paths.insert(entry.path().to_path_buf());
         }
     }
@@ -242,7 +278,10 @@ fn examine_file(
                 analysis
             }
             Err(reason) => {
-                inventory.skipped.push(SkippedFile { path: shown_path, reason });
+                inventory.skipped.push(SkippedFile {
+                    path: shown_path,
+                    reason,
+                });
                 return;
             }
         },
@@ -250,9 +289,19 @@ fn examine_file(
     let Some(info) = analysis.elf else { return };
     inventory.files_examined += 1;
 
-    let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let owner = packages.owner((metadata.dev(), metadata.ino()));
-    let libraries = describe_file(&shown_path, &file_name, &info, owner, &analysis.embedded, options.executables);
+    let libraries = describe_file(
+        &shown_path,
+        &file_name,
+        &info,
+        owner,
+        &analysis.embedded,
+        options.executables,
+    );
     inventory.libraries.extend(libraries);
 }
 
@@ -262,17 +311,30 @@ fn examine_file(
 fn analyse_file(path: &Path) -> Result<FileAnalysis, String> {
     let mut file = File::open(path).map_err(|error| format!("failed to open: {error}"))?;
     let mut magic = [0u8; 4];
-    let read = file.read(&mut magic).map_err(|error| format!("failed to read: {error}"))?;
+    let read = file
+        .read(&mut magic)
+        .map_err(|error| format!("failed to read: {error}"))?;
     if !elf::is_elf(&magic[..read]) {
-        return Ok(FileAnalysis { elf: None, embedded: Vec::new() });
+        return Ok(FileAnalysis {
+            elf: None,
+            embedded: Vec::new(),
+        });
     }
 
     let mut data = magic[..read].to_vec();
-    file.read_to_end(&mut data).map_err(|error| format!("failed to read: {error}"))?;
-    let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let info = elf::parse(&data, &file_name).map_err(|error| format!("invalid ELF file: {error}"))?;
+    file.read_to_end(&mut data)
+        .map_err(|error| format!("failed to read: {error}"))?;
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let info =
+        elf::parse(&data, &file_name).map_err(|error| format!("invalid ELF file: {error}"))?;
     let embedded = catalogue::find_embedded_versions(&data);
-    Ok(FileAnalysis { elf: Some(info), embedded })
+    Ok(FileAnalysis {
+        elf: Some(info),
+        embedded,
+    })
 }
 
 /// Turns the facts about one file into inventory entries: one for the
@@ -303,7 +365,12 @@ fn describe_file(
 
     let own_name = own_product
         .map(str::to_string)
-        .or_else(|| embedded.first().map(|found| found.product.clone()).filter(|_| embedded.len() == 1))
+        .or_else(|| {
+            embedded
+                .first()
+                .map(|found| found.product.clone())
+                .filter(|_| embedded.len() == 1)
+        })
         .unwrap_or_else(|| name_stem(info.soname.as_deref().unwrap_or(file_name)));
 
     let mut own = Library {
@@ -345,7 +412,13 @@ fn describe_file(
         }
     }
     if let Some((stem, version)) = file_name_version(file_name) {
-        own.sources.push(VersionSource { source: Source::FileName, name: stem, version, package_source: None, evidence: None });
+        own.sources.push(VersionSource {
+            source: Source::FileName,
+            name: stem,
+            version,
+            package_source: None,
+            evidence: None,
+        });
     }
 
     let mut libraries = vec![own];
@@ -373,7 +446,11 @@ fn choose_version(library: &mut Library) {
 
 /// `libgcrypt.so.20` → `libgcrypt`.
 fn name_stem(file_name: &str) -> String {
-    file_name.split(".so").next().unwrap_or(file_name).to_string()
+    file_name
+        .split(".so")
+        .next()
+        .unwrap_or(file_name)
+        .to_string()
 }
 
 /// Reads the version in a library file name: `libz.so.1.2.13` → 1.2.13 and
@@ -387,7 +464,9 @@ pub fn file_name_version(file_name: &str) -> Option<(String, String)> {
             Regex::new(r"^(.+?)-(\d+(?:\.\d+)+)\.so$").expect("pattern compiles"),
         )
     });
-    let captures = after_so.captures(file_name).or_else(|| before_so.captures(file_name))?;
+    let captures = after_so
+        .captures(file_name)
+        .or_else(|| before_so.captures(file_name))?;
     Some((captures[1].to_string(), captures[2].to_string()))
 }
 
@@ -425,14 +504,24 @@ mod tests {
 
     #[test]
     fn versions_from_file_names() {
-        assert_eq!(file_name_version("libz.so.1.2.13"), Some(("libz".into(), "1.2.13".into())));
-        assert_eq!(file_name_version("libdb-5.3.so"), Some(("libdb".into(), "5.3".into())));
+        assert_eq!(
+            file_name_version("libz.so.1.2.13"),
+            Some(("libz".into(), "1.2.13".into()))
+        );
+        assert_eq!(
+            file_name_version("libdb-5.3.so"),
+            Some(("libdb".into(), "5.3".into()))
+        );
         assert_eq!(file_name_version("libssl.so.3"), None);
         assert_eq!(file_name_version("busybox"), None);
     }
 
     fn info(kind: ElfKind, soname: Option<&str>) -> elf::ElfInfo {
-        elf::ElfInfo { kind, soname: soname.map(str::to_string), architecture: "x86_64".into() }
+        elf::ElfInfo {
+            kind,
+            soname: soname.map(str::to_string),
+            architecture: "x86_64".into(),
+        }
     }
 
     #[test]
@@ -444,7 +533,11 @@ mod tests {
             source: "zlib".into(),
             architecture: None,
         };
-        let embedded = vec![EmbeddedVersion { product: "zlib".into(), version: "1.2.13".into(), evidence: "deflate 1.2.13 Copyright".into() }];
+        let embedded = vec![EmbeddedVersion {
+            product: "zlib".into(),
+            version: "1.2.13".into(),
+            evidence: "deflate 1.2.13 Copyright".into(),
+        }];
         let libraries = describe_file(
             "/usr/lib/libz.so.1.2.13",
             "libz.so.1.2.13",
@@ -459,17 +552,34 @@ mod tests {
         assert_eq!(zlib.version.as_deref(), Some("1:1.2.13.dfsg-1"));
         assert_eq!(zlib.version_from, Some(Source::Dpkg));
         let kinds: Vec<Source> = zlib.sources.iter().map(|s| s.source).collect();
-        assert_eq!(kinds, vec![Source::Dpkg, Source::BinaryString, Source::FileName]);
+        assert_eq!(
+            kinds,
+            vec![Source::Dpkg, Source::BinaryString, Source::FileName]
+        );
     }
 
     #[test]
     fn static_copy_listed_separately() {
         let embedded = vec![
-            EmbeddedVersion { product: "dropbear".into(), version: "2019.78".into(), evidence: String::new() },
-            EmbeddedVersion { product: "zlib".into(), version: "1.2.11".into(), evidence: String::new() },
+            EmbeddedVersion {
+                product: "dropbear".into(),
+                version: "2019.78".into(),
+                evidence: String::new(),
+            },
+            EmbeddedVersion {
+                product: "zlib".into(),
+                version: "1.2.11".into(),
+                evidence: String::new(),
+            },
         ];
-        let libraries =
-            describe_file("/usr/sbin/dropbear", "dropbear", &info(ElfKind::Executable, None), None, &embedded, Executables::Known);
+        let libraries = describe_file(
+            "/usr/sbin/dropbear",
+            "dropbear",
+            &info(ElfKind::Executable, None),
+            None,
+            &embedded,
+            Executables::Known,
+        );
         let names: Vec<&str> = libraries.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, vec!["dropbear", "zlib"]);
         assert_eq!(libraries[1].version.as_deref(), Some("1.2.11"));
@@ -479,15 +589,34 @@ mod tests {
     #[test]
     fn unknown_programs_follow_setting() {
         let program = info(ElfKind::Executable, None);
-        assert!(describe_file("/usr/bin/ls", "ls", &program, None, &[], Executables::Known).is_empty());
-        assert_eq!(describe_file("/usr/bin/ls", "ls", &program, None, &[], Executables::All).len(), 1);
-        assert!(describe_file("/bin/busybox", "busybox", &program, None, &[], Executables::None).is_empty());
+        assert!(
+            describe_file("/usr/bin/ls", "ls", &program, None, &[], Executables::Known).is_empty()
+        );
+        assert_eq!(
+            describe_file("/usr/bin/ls", "ls", &program, None, &[], Executables::All).len(),
+            1
+        );
+        assert!(describe_file(
+            "/bin/busybox",
+            "busybox",
+            &program,
+            None,
+            &[],
+            Executables::None
+        )
+        .is_empty());
     }
 
     #[test]
     fn library_without_sources_has_unknown_version() {
-        let libraries =
-            describe_file("/usr/lib/libssl.so.3", "libssl.so.3", &info(ElfKind::SharedLibrary, Some("libssl.so.3")), None, &[], Executables::Known);
+        let libraries = describe_file(
+            "/usr/lib/libssl.so.3",
+            "libssl.so.3",
+            &info(ElfKind::SharedLibrary, Some("libssl.so.3")),
+            None,
+            &[],
+            Executables::Known,
+        );
         assert_eq!(libraries[0].name, "openssl");
         assert_eq!(libraries[0].version, None);
         assert_eq!(libraries[0].version_from, None);

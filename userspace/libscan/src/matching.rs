@@ -46,8 +46,11 @@ struct Candidate<'a> {
     source: Source,
     /// "dpkg package zlib1g", "binary string", used in the reason.
     described: String,
-    compare: Box<dyn Fn(&str, &str) -> Ordering + 'a>,
+    compare: Comparator<'a>,
 }
+
+/// A version ordering, as one ecosystem or product defines it.
+type Comparator<'a> = Box<dyn Fn(&str, &str) -> Ordering + 'a>;
 
 /// Evaluates every advisory against one library.
 pub fn findings_for(library: &Library, advisories: &[&Advisory]) -> Vec<Finding> {
@@ -57,12 +60,19 @@ pub fn findings_for(library: &Library, advisories: &[&Advisory]) -> Vec<Finding>
             findings.push(finding);
         }
     }
-    findings.sort_by(|a, b| (a.status as u8).cmp(&(b.status as u8)).then_with(|| a.advisory.cmp(&b.advisory)));
+    findings.sort_by(|a, b| {
+        (a.status as u8)
+            .cmp(&(b.status as u8))
+            .then_with(|| a.advisory.cmp(&b.advisory))
+    });
     findings
 }
 
 fn evaluate_advisory(library: &Library, advisory: &Advisory) -> Option<Finding> {
-    let finding = |status, reason: String, candidate: Option<&Candidate<'_>>, fixed: Option<String>| Finding {
+    let finding = |status,
+                   reason: String,
+                   candidate: Option<&Candidate<'_>>,
+                   fixed: Option<String>| Finding {
         advisory: advisory.id.clone(),
         aliases: advisory.aliases.clone(),
         status,
@@ -77,7 +87,7 @@ fn evaluate_advisory(library: &Library, advisory: &Advisory) -> Option<Finding> 
     };
 
     if advisory.affected.is_empty() {
-        if advisory.mentioned_products.iter().any(|product| *product == library.name) {
+        if advisory.mentioned_products.contains(&library.name) {
             let reason = format!(
                 "the {} record names no product or version range in structured form; its description names {}",
                 advisory.format.as_str(),
@@ -94,7 +104,10 @@ fn evaluate_advisory(library: &Library, advisory: &Advisory) -> Option<Finding> 
             continue;
         }
         let Some(candidate) = candidate_for(library, &affected.target) else {
-            let reason = format!("the version of {} is unknown, so {} cannot be evaluated", library.name, advisory.id);
+            let reason = format!(
+                "the version of {} is unknown, so {} cannot be evaluated",
+                library.name, advisory.id
+            );
             review.get_or_insert(finding(FindingStatus::NeedsReview, reason, None, None));
             continue;
         };
@@ -103,10 +116,20 @@ fn evaluate_advisory(library: &Library, advisory: &Advisory) -> Option<Finding> 
                 if let Some(note) = backport_note(library, &affected.target) {
                     reason.push_str(&note);
                 }
-                return Some(finding(FindingStatus::Affected, reason, Some(&candidate), fixed));
+                return Some(finding(
+                    FindingStatus::Affected,
+                    reason,
+                    Some(&candidate),
+                    fixed,
+                ));
             }
             Outcome::NeedsReview(reason) => {
-                review.get_or_insert(finding(FindingStatus::NeedsReview, reason, Some(&candidate), None));
+                review.get_or_insert(finding(
+                    FindingStatus::NeedsReview,
+                    reason,
+                    Some(&candidate),
+                    None,
+                ));
             }
             Outcome::NotAffected => {}
         }
@@ -121,7 +144,10 @@ fn backport_note(library: &Library, target: &Target) -> Option<String> {
     if !matches!(target, Target::Product { .. }) {
         return None;
     }
-    let package = library.sources.iter().find(|source| source.source.is_package_database())?;
+    let package = library
+        .sources
+        .iter()
+        .find(|source| source.source.is_package_database())?;
     Some(format!(
         "; the {} package {} {} may carry a backported fix, which the distribution's own advisories record",
         package.source.as_str(),
@@ -133,7 +159,9 @@ fn backport_note(library: &Library, target: &Target) -> Option<String> {
 /// Returns true when an affected entry names this library.
 fn target_applies(library: &Library, target: &Target) -> bool {
     match target {
-        Target::Package { ecosystem, name, .. } => package_source(library, *ecosystem, name).is_some(),
+        Target::Package {
+            ecosystem, name, ..
+        } => package_source(library, *ecosystem, name).is_some(),
         Target::Product { name } => match catalogue::by_name(name) {
             Some(product) => product.name == library.name,
             None => name.eq_ignore_ascii_case(&library.name),
@@ -143,7 +171,11 @@ fn target_applies(library: &Library, target: &Target) -> bool {
 
 /// Finds the package-database entry of the library that a distribution
 /// advisory for package `name` in `ecosystem` refers to.
-fn package_source<'a>(library: &'a Library, ecosystem: Ecosystem, name: &str) -> Option<&'a crate::inventory::VersionSource> {
+fn package_source<'a>(
+    library: &'a Library,
+    ecosystem: Ecosystem,
+    name: &str,
+) -> Option<&'a crate::inventory::VersionSource> {
     library.sources.iter().find(|source| {
         let manager_fits = match ecosystem {
             Ecosystem::Debian => matches!(source.source, Source::Dpkg | Source::Opkg),
@@ -160,7 +192,9 @@ fn package_source<'a>(library: &'a Library, ecosystem: Ecosystem, name: &str) ->
 /// package version, then the file name.
 fn candidate_for<'a>(library: &'a Library, target: &Target) -> Option<Candidate<'a>> {
     match target {
-        Target::Package { ecosystem, name, .. } => {
+        Target::Package {
+            ecosystem, name, ..
+        } => {
             let source = package_source(library, *ecosystem, name)?;
             let ecosystem = *ecosystem;
             Some(Candidate {
@@ -171,13 +205,31 @@ fn candidate_for<'a>(library: &'a Library, target: &Target) -> Option<Candidate<
             })
         }
         Target::Product { .. } => {
-            let compare: fn(&str, &str) -> Ordering =
-                catalogue::by_name(&library.name).map_or(version::compare_upstream, |product| product.compare);
-            let (version, source, described) = if let Some(found) = library.source(Source::BinaryString) {
-                (found.version.clone(), found.source, format!("binary string \"{}\"", found.evidence.as_deref().unwrap_or("")))
-            } else if let Some(package) = library.sources.iter().find(|s| s.source.is_package_database()) {
+            let compare: fn(&str, &str) -> Ordering = catalogue::by_name(&library.name)
+                .map_or(version::compare_upstream, |product| product.compare);
+            let (version, source, described) = if let Some(found) =
+                library.source(Source::BinaryString)
+            {
+                (
+                    found.version.clone(),
+                    found.source,
+                    format!(
+                        "binary string \"{}\"",
+                        found.evidence.as_deref().unwrap_or("")
+                    ),
+                )
+            } else if let Some(package) = library
+                .sources
+                .iter()
+                .find(|s| s.source.is_package_database())
+            {
                 let upstream = version::upstream_of_package_version(&package.version).to_string();
-                let described = format!("{} package {} {} (upstream part)", package.source.as_str(), package.name, package.version);
+                let described = format!(
+                    "{} package {} {} (upstream part)",
+                    package.source.as_str(),
+                    package.name,
+                    package.version
+                );
                 (upstream, package.source, described)
             } else if let Some(found) = library.source(Source::FileName) {
                 let described = "file name (may be the ABI version, not the release)".to_string();
@@ -185,13 +237,21 @@ fn candidate_for<'a>(library: &'a Library, target: &Target) -> Option<Candidate<
             } else {
                 return None;
             };
-            Some(Candidate { version, source, described, compare: Box::new(compare) })
+            Some(Candidate {
+                version,
+                source,
+                described,
+                compare: Box::new(compare),
+            })
         }
     }
 }
 
 enum Outcome {
-    Affected { reason: String, fixed: Option<String> },
+    Affected {
+        reason: String,
+        fixed: Option<String>,
+    },
     NeedsReview(String),
     NotAffected,
 }
@@ -218,21 +278,49 @@ fn evaluate_affected(affected: &Affected, candidate: &Candidate<'_>) -> Outcome 
     for versions in &affected.versions {
         match versions {
             Versions::Range { events } if range_contains(events, version, compare) => {
-                let reason = format!("{} {version} is in the range {}{distribution}", candidate.described, describe_range(events));
-                return Outcome::Affected { reason, fixed: first_fix_above(events, version, compare) };
+                let reason = format!(
+                    "{} {version} is in the range {}{distribution}",
+                    candidate.described,
+                    describe_range(events)
+                );
+                return Outcome::Affected {
+                    reason,
+                    fixed: first_fix_above(events, version, compare),
+                };
             }
-            Versions::Exact { versions } if versions.iter().any(|listed| compare(listed, version).is_eq()) => {
-                let reason = format!("{} {version} is listed as affected{distribution}", candidate.described);
-                return Outcome::Affected { reason, fixed: None };
+            Versions::Exact { versions }
+                if versions
+                    .iter()
+                    .any(|listed| compare(listed, version).is_eq()) =>
+            {
+                let reason = format!(
+                    "{} {version} is listed as affected{distribution}",
+                    candidate.described
+                );
+                return Outcome::Affected {
+                    reason,
+                    fixed: None,
+                };
             }
             Versions::Fixes(fixes) => {
                 if let Some(fixed) = below_branch_fix(fixes, version, compare) {
-                    let reason = format!("{} {version} is below the fix {fixed}{distribution}", candidate.described);
-                    return Outcome::Affected { reason, fixed: Some(fixed) };
+                    let reason = format!(
+                        "{} {version} is below the fix {fixed}{distribution}",
+                        candidate.described
+                    );
+                    return Outcome::Affected {
+                        reason,
+                        fixed: Some(fixed),
+                    };
                 }
             }
             Versions::NeedsReview { reason } => {
-                review.get_or_insert_with(|| format!("{reason}; compare {} {version} by hand", candidate.described));
+                review.get_or_insert_with(|| {
+                    format!(
+                        "{reason}; compare {} {version} by hand",
+                        candidate.described
+                    )
+                });
             }
             _ => {}
         }
@@ -246,7 +334,11 @@ fn evaluate_affected(affected: &Affected, candidate: &Candidate<'_>) -> Outcome 
 /// OSV range semantics: walking the events in version order, an
 /// `introduced` at or below the version opens the range, and a `fixed` or
 /// `limit` at or below it, or a `last_affected` below it, closes it.
-fn range_contains(events: &[Event], version: &str, compare: &dyn Fn(&str, &str) -> Ordering) -> bool {
+fn range_contains(
+    events: &[Event],
+    version: &str,
+    compare: &dyn Fn(&str, &str) -> Ordering,
+) -> bool {
     fn boundary(event: &Event) -> &str {
         match event {
             Event::Introduced(v) | Event::Fixed(v) | Event::LastAffected(v) | Event::Limit(v) => v,
@@ -283,7 +375,11 @@ fn range_contains(events: &[Event], version: &str, compare: &dyn Fn(&str, &str) 
     affected
 }
 
-fn first_fix_above(events: &[Event], version: &str, compare: &dyn Fn(&str, &str) -> Ordering) -> Option<String> {
+fn first_fix_above(
+    events: &[Event],
+    version: &str,
+    compare: &dyn Fn(&str, &str) -> Ordering,
+) -> Option<String> {
     events
         .iter()
         .filter_map(|event| match event {
@@ -295,21 +391,27 @@ fn first_fix_above(events: &[Event], version: &str, compare: &dyn Fn(&str, &str)
 }
 
 /// Returns the fix a version lacks under the secdb's rules, if any.
-fn below_branch_fix(fixes: &BranchFixes, version: &str, compare: &dyn Fn(&str, &str) -> Ordering) -> Option<String> {
+fn below_branch_fix(
+    fixes: &BranchFixes,
+    version: &str,
+    compare: &dyn Fn(&str, &str) -> Ordering,
+) -> Option<String> {
     let highest = fixes.fixed.iter().max_by(|a, b| compare(a, b))?;
     if compare(version, highest).is_ge() {
         return None;
     }
     let upstream = version::upstream_of_package_version(version);
-    let backported = fixes
-        .fixed
-        .iter()
-        .any(|fixed| version::upstream_of_package_version(fixed) == upstream && compare(version, fixed).is_ge());
+    let backported = fixes.fixed.iter().any(|fixed| {
+        version::upstream_of_package_version(fixed) == upstream && compare(version, fixed).is_ge()
+    });
     if backported {
         return None;
     }
     // Report the fix on the version's own release line when there is one.
-    let own_line = fixes.fixed.iter().find(|fixed| version::upstream_of_package_version(fixed) == upstream);
+    let own_line = fixes
+        .fixed
+        .iter()
+        .find(|fixed| version::upstream_of_package_version(fixed) == upstream);
     Some(own_line.unwrap_or(highest).clone())
 }
 
@@ -346,27 +448,58 @@ mod tests {
     #[test]
     fn osv_range_semantics() {
         let compare = |a: &str, b: &str| version::compare_upstream(a, b);
-        let two_branches = events(&[("introduced", "0"), ("fixed", "1.2.3"), ("introduced", "2.0.0"), ("fixed", "2.0.5")]);
-        let cases = [("1.0.0", true), ("1.2.3", false), ("1.9.9", false), ("2.0.0", true), ("2.0.4", true), ("2.0.5", false), ("3.0", false)];
+        let two_branches = events(&[
+            ("introduced", "0"),
+            ("fixed", "1.2.3"),
+            ("introduced", "2.0.0"),
+            ("fixed", "2.0.5"),
+        ]);
+        let cases = [
+            ("1.0.0", true),
+            ("1.2.3", false),
+            ("1.9.9", false),
+            ("2.0.0", true),
+            ("2.0.4", true),
+            ("2.0.5", false),
+            ("3.0", false),
+        ];
         for (version, expected) in cases {
-            assert_eq!(range_contains(&two_branches, version, &compare), expected, "{version}");
+            assert_eq!(
+                range_contains(&two_branches, version, &compare),
+                expected,
+                "{version}"
+            );
         }
 
         let last_affected = events(&[("introduced", "1.0"), ("last_affected", "1.4")]);
         assert!(range_contains(&last_affected, "1.4", &compare));
         assert!(!range_contains(&last_affected, "1.4.1", &compare));
         assert!(!range_contains(&last_affected, "0.9", &compare));
-        assert_eq!(first_fix_above(&two_branches, "2.0.1", &compare).as_deref(), Some("2.0.5"));
+        assert_eq!(
+            first_fix_above(&two_branches, "2.0.1", &compare).as_deref(),
+            Some("2.0.5")
+        );
     }
 
     #[test]
     fn secdb_backport_fixes() {
         let compare = |a: &str, b: &str| version::compare_alpine(a, b);
-        let fixes = BranchFixes { fixed: vec!["1.30.1-r2".into(), "1.29.3-r10".into()] };
-        assert_eq!(below_branch_fix(&fixes, "1.30.1-r1", &compare).as_deref(), Some("1.30.1-r2"));
+        let fixes = BranchFixes {
+            fixed: vec!["1.30.1-r2".into(), "1.29.3-r10".into()],
+        };
+        assert_eq!(
+            below_branch_fix(&fixes, "1.30.1-r1", &compare).as_deref(),
+            Some("1.30.1-r2")
+        );
         assert_eq!(below_branch_fix(&fixes, "1.30.1-r2", &compare), None);
-        assert_eq!(below_branch_fix(&fixes, "1.29.3-r9", &compare).as_deref(), Some("1.29.3-r10"));
+        assert_eq!(
+            below_branch_fix(&fixes, "1.29.3-r9", &compare).as_deref(),
+            Some("1.29.3-r10")
+        );
         assert_eq!(below_branch_fix(&fixes, "1.29.3-r10", &compare), None);
-        assert_eq!(below_branch_fix(&fixes, "1.28.0-r0", &compare).as_deref(), Some("1.30.1-r2"));
+        assert_eq!(
+            below_branch_fix(&fixes, "1.28.0-r0", &compare).as_deref(),
+            Some("1.30.1-r2")
+        );
     }
 }

@@ -69,7 +69,12 @@ impl PackageIndex {
     /// is absent is skipped; one that exists but cannot be read is an error.
     pub fn load(root: &Path) -> anyhow::Result<PackageIndex> {
         let mut index = PackageIndex::default();
-        index.load_dpkg_like(root, PackageManager::Dpkg, "var/lib/dpkg/status", "var/lib/dpkg/info")?;
+        index.load_dpkg_like(
+            root,
+            PackageManager::Dpkg,
+            "var/lib/dpkg/status",
+            "var/lib/dpkg/info",
+        )?;
         for (status, info) in [
             ("usr/lib/opkg/status", "usr/lib/opkg/info"),
             ("var/lib/opkg/status", "var/lib/opkg/info"),
@@ -85,28 +90,48 @@ impl PackageIndex {
         // A listed path that is gone or a symlink is not a file we report.
         if let Ok(metadata) = fs::symlink_metadata(&path) {
             if metadata.file_type().is_file() {
-                self.files.entry((metadata.dev(), metadata.ino())).or_insert(package);
+                self.files
+                    .entry((metadata.dev(), metadata.ino()))
+                    .or_insert(package);
             }
         }
     }
 
-    fn load_dpkg_like(&mut self, root: &Path, manager: PackageManager, status: &str, info: &str) -> anyhow::Result<()> {
+    fn load_dpkg_like(
+        &mut self,
+        root: &Path,
+        manager: PackageManager,
+        status: &str,
+        info: &str,
+    ) -> anyhow::Result<()> {
         let status_path = root.join(status);
         let Some(text) = read_optional(&status_path)? else {
             return Ok(());
         };
-        self.databases.push(format!("{}: /{status}", manager_name(manager)));
+        self.databases
+            .push(format!("{}: /{status}", manager_name(manager)));
 
         for paragraph in parse_control_paragraphs(&text) {
-            let field = |name: &str| paragraph.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str());
-            let (Some(name), Some(version)) = (field("Package"), field("Version")) else { continue };
+            let field = |name: &str| {
+                paragraph
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                    .map(|(_, value)| value.as_str())
+            };
+            let (Some(name), Some(version)) = (field("Package"), field("Version")) else {
+                continue;
+            };
             // "install ok installed" (dpkg), "install user installed" (opkg).
-            if !field("Status").is_some_and(|status| status.split_whitespace().nth(2) == Some("installed")) {
+            let installed = field("Status")
+                .is_some_and(|status| status.split_whitespace().nth(2) == Some("installed"));
+            if !installed {
                 continue;
             }
             // "Source: openssl (3.0.11-1)" names a source version apart from
             // the binary package's; the name is all that is needed here.
-            let source = field("Source").and_then(|source| source.split_whitespace().next()).unwrap_or(name);
+            let source = field("Source")
+                .and_then(|source| source.split_whitespace().next())
+                .unwrap_or(name);
             let architecture = field("Architecture").map(str::to_string);
 
             let package = Package {
@@ -125,7 +150,9 @@ impl PackageIndex {
             }
             for list_name in list_names {
                 let list_path = root.join(info).join(&list_name);
-                let Some(list) = read_optional(&list_path)? else { continue };
+                let Some(list) = read_optional(&list_path)? else {
+                    continue;
+                };
                 for line in list.lines() {
                     // opkg lists may append a tab and the file mode.
                     let listed = line.split('\t').next().unwrap_or(line);
@@ -154,7 +181,9 @@ impl PackageIndex {
             let mut files = Vec::new();
             let mut directory = String::new();
             for line in block.lines() {
-                let Some((key, value)) = line.split_once(':') else { continue };
+                let Some((key, value)) = line.split_once(':') else {
+                    continue;
+                };
                 match key {
                     "P" => name = Some(value.to_string()),
                     "V" => version = Some(value.to_string()),
@@ -165,7 +194,9 @@ impl PackageIndex {
                     _ => {}
                 }
             }
-            let (Some(name), Some(version)) = (name, version) else { continue };
+            let (Some(name), Some(version)) = (name, version) else {
+                continue;
+            };
             self.packages.push(Package {
                 manager: PackageManager::Apk,
                 source: origin.unwrap_or_else(|| name.clone()),
@@ -199,7 +230,10 @@ fn read_optional(path: &Path) -> anyhow::Result<Option<String>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(anyhow::anyhow!("failed to read package database {}: {error}", path.display())),
+        Err(error) => Err(anyhow::anyhow!(
+            "failed to read package database {}: {error}",
+            path.display()
+        )),
     }
 }
 
@@ -243,13 +277,25 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let root = root.path();
         write(root, "var/lib/dpkg/status", "Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nSource: openssl\nVersion: 3.0.11-1~deb12u2\nDescription: x\n more\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1.0\n\nPackage: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nSource: zlib (1:1.2.13.dfsg-1)\nVersion: 1:1.2.13.dfsg-1\n");
-        write(root, "var/lib/dpkg/info/libssl3:amd64.list", "/usr\n/usr/lib/libssl.so.3\n");
-        write(root, "var/lib/dpkg/info/zlib1g:amd64.list", "/usr/lib/libz.so.1.2.13\n");
+        write(
+            root,
+            "var/lib/dpkg/info/libssl3:amd64.list",
+            "/usr\n/usr/lib/libssl.so.3\n",
+        );
+        write(
+            root,
+            "var/lib/dpkg/info/zlib1g:amd64.list",
+            "/usr/lib/libz.so.1.2.13\n",
+        );
         write(root, "usr/lib/libssl.so.3", "elf");
         write(root, "usr/lib/libz.so.1.2.13", "elf");
 
         let index = PackageIndex::load(root).unwrap();
-        assert_eq!(index.packages.len(), 2, "the deinstalled package is skipped");
+        assert_eq!(
+            index.packages.len(),
+            2,
+            "the deinstalled package is skipped"
+        );
 
         let metadata = fs::metadata(root.join("usr/lib/libssl.so.3")).unwrap();
         let owner = index.owner((metadata.dev(), metadata.ino())).unwrap();
@@ -279,7 +325,13 @@ mod tests {
         assert_eq!(owner.version, "1.1.1d-r3");
 
         let metadata = fs::metadata(root.join("lib/ld-musl-x86_64.so.1")).unwrap();
-        assert_eq!(index.owner((metadata.dev(), metadata.ino())).unwrap().source, "musl");
+        assert_eq!(
+            index
+                .owner((metadata.dev(), metadata.ino()))
+                .unwrap()
+                .source,
+            "musl"
+        );
     }
 
     #[test]
@@ -287,7 +339,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let root = root.path();
         write(root, "usr/lib/opkg/status", "Package: libopenssl1.1\nVersion: 1.1.1k-1\nStatus: install user installed\nArchitecture: mipsel_24kc\n");
-        write(root, "usr/lib/opkg/info/libopenssl1.1.list", "/usr/lib/libssl.so.1.1\t0644\n");
+        write(
+            root,
+            "usr/lib/opkg/info/libopenssl1.1.list",
+            "/usr/lib/libssl.so.1.1\t0644\n",
+        );
         write(root, "usr/lib/libssl.so.1.1", "elf");
 
         let index = PackageIndex::load(root).unwrap();

@@ -18,17 +18,28 @@ pub fn lower(nice: i32, idle_io: bool) {
     // id changes only that thread on Linux.
     let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
     if result != 0 {
-        log::warn!("libscan: failed to set nice {nice}: {}; scanning at normal CPU priority", std::io::Error::last_os_error());
+        log::warn!(
+            "libscan: failed to set nice {nice}: {}; scanning at normal CPU priority",
+            std::io::Error::last_os_error()
+        );
     }
 
     if idle_io {
         // SAFETY: ioprio_set takes three integers and touches no memory of
         // ours; an invalid value returns an error instead.
         let result = unsafe {
-            libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT)
+            libc::syscall(
+                libc::SYS_ioprio_set,
+                IOPRIO_WHO_PROCESS,
+                tid,
+                IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+            )
         };
         if result != 0 {
-            log::warn!("libscan: failed to set the idle I/O class: {}; scanning at normal I/O priority", std::io::Error::last_os_error());
+            log::warn!(
+                "libscan: failed to set the idle I/O class: {}; scanning at normal I/O priority",
+                std::io::Error::last_os_error()
+            );
         }
     }
 }

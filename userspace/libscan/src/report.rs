@@ -45,6 +45,9 @@ pub struct Report {
     pub feeds: Vec<FeedSummary>,
     pub libraries: Vec<LibraryReport>,
     pub skipped: Vec<SkippedFile>,
+    /// Advisories that name no product in structured form and no known
+    /// product in their description, so no library could be tied to them.
+    pub unattributed: Vec<String>,
     pub files_examined: usize,
     pub files_parsed: usize,
     pub totals: Totals,
@@ -54,26 +57,45 @@ impl Report {
     /// Matches the inventory against the advisories in `feeds`.
     pub fn build(inventory: Inventory, feeds: &FeedStore) -> Report {
         let advisories: Vec<&Advisory> = feeds.advisories().collect();
+        let unattributed = advisories
+            .iter()
+            .filter(|advisory| {
+                advisory.affected.is_empty() && advisory.mentioned_products.is_empty()
+            })
+            .map(|advisory| format!("{} ({})", advisory.id, advisory.origin))
+            .collect();
         let mut totals = Totals::default();
         let mut libraries = Vec::new();
         for library in inventory.libraries {
             let findings = matching::findings_for(&library, &advisories);
             let version_known = library.version.is_some();
-            let affected = findings.iter().filter(|f| f.status == FindingStatus::Affected).count();
+            let affected = findings
+                .iter()
+                .filter(|f| f.status == FindingStatus::Affected)
+                .count();
 
             totals.libraries += 1;
             totals.unknown_versions += usize::from(!version_known);
             totals.vulnerable_libraries += usize::from(affected > 0);
             totals.affected_findings += affected;
             totals.needs_review_findings += findings.len() - affected;
-            libraries.push(LibraryReport { library, version_known, findings });
+            libraries.push(LibraryReport {
+                library,
+                version_known,
+                findings,
+            });
         }
         Report {
             root: inventory.root,
             package_databases: inventory.package_databases,
-            feeds: feeds.summary().into_iter().map(|(file, advisories)| FeedSummary { file, advisories }).collect(),
+            feeds: feeds
+                .summary()
+                .into_iter()
+                .map(|(file, advisories)| FeedSummary { file, advisories })
+                .collect(),
             libraries,
             skipped: inventory.skipped,
+            unattributed,
             files_examined: inventory.files_examined,
             files_parsed: inventory.files_parsed,
             totals,
@@ -85,7 +107,11 @@ impl Report {
     pub fn to_table(&self) -> String {
         let header = ["NAME", "VERSION", "FROM", "ARCH", "PATH", "STATUS"];
         let matched = !self.feeds.is_empty();
-        let rows: Vec<[String; 6]> = self.libraries.iter().map(|report| row(report, matched)).collect();
+        let rows: Vec<[String; 6]> = self
+            .libraries
+            .iter()
+            .map(|report| row(report, matched))
+            .collect();
         let mut widths = header.map(str::len);
         for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -114,10 +140,26 @@ impl Report {
                     FindingStatus::Affected => "affected",
                     FindingStatus::NeedsReview => "needs review",
                 };
-                let severity = finding.severity.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
-                let fixed = finding.fixed.as_deref().map(|f| format!(", fixed in {f}")).unwrap_or_default();
-                let _ = writeln!(out, "    {} {status}{severity}{fixed}: {}", finding.advisory, finding.reason);
+                let severity = finding
+                    .severity
+                    .as_deref()
+                    .map(|s| format!(" [{s}]"))
+                    .unwrap_or_default();
+                let fixed = finding
+                    .fixed
+                    .as_deref()
+                    .map(|f| format!(", fixed in {f}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "    {} {status}{severity}{fixed}: {}",
+                    finding.advisory, finding.reason
+                );
             }
+        }
+
+        for advisory in &self.unattributed {
+            let _ = writeln!(out, "needs review, no product named: {advisory}");
         }
 
         let totals = &self.totals;
@@ -138,7 +180,11 @@ impl Report {
 
 fn row(report: &LibraryReport, matched: bool) -> [String; 6] {
     let library = &report.library;
-    let affected = report.findings.iter().filter(|f| f.status == FindingStatus::Affected).count();
+    let affected = report
+        .findings
+        .iter()
+        .filter(|f| f.status == FindingStatus::Affected)
+        .count();
     let review = report.findings.len() - affected;
     let status = match (report.version_known, affected, review) {
         (false, _, _) if report.findings.is_empty() => "version unknown".to_string(),
@@ -150,8 +196,14 @@ fn row(report: &LibraryReport, matched: bool) -> [String; 6] {
     };
     [
         library.name.clone(),
-        library.version.clone().unwrap_or_else(|| "unknown".to_string()),
-        library.version_from.map(|source| source.as_str().to_string()).unwrap_or_else(|| "-".to_string()),
+        library
+            .version
+            .clone()
+            .unwrap_or_else(|| "unknown".to_string()),
+        library
+            .version_from
+            .map(|source| source.as_str().to_string())
+            .unwrap_or_else(|| "-".to_string()),
         library.architecture.clone(),
         library.path.clone(),
         status,

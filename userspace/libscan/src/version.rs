@@ -157,7 +157,9 @@ fn parse_alpine(version: &str) -> AlpineVersion<'_> {
 
     if let Some(tail) = tail {
         for suffix in tail.split('_') {
-            let split = suffix.find(|c: char| c.is_ascii_digit()).unwrap_or(suffix.len());
+            let split = suffix
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(suffix.len());
             let (name, number) = suffix.split_at(split);
             parsed.suffixes.push((alpine_suffix_rank(name), number));
         }
@@ -266,7 +268,11 @@ fn prerelease_rank(letters: &str) -> Option<i32> {
 /// 1.0.2b sort before 1.0.2; compare OpenSSL versions with
 /// [`compare_openssl`], which has no pre-release words.
 pub fn compare_upstream(a: &str, b: &str) -> Ordering {
-    compare_tokens(&tokenize_upstream(a), &tokenize_upstream(b), prerelease_rank)
+    compare_tokens(
+        &tokenize_upstream(a),
+        &tokenize_upstream(b),
+        prerelease_rank,
+    )
 }
 
 /// Compares two OpenSSL versions: every letter after a number is a patch
@@ -280,14 +286,20 @@ pub fn compare_openssl(a: &str, b: &str) -> Ordering {
     compare_tokens(&tokenize_upstream(a), &tokenize_upstream(b), rank)
 }
 
-fn compare_tokens(a: &[Token<'_>], b: &[Token<'_>], rank: impl Fn(&str) -> Option<i32>) -> Ordering {
+fn compare_tokens(
+    a: &[Token<'_>],
+    b: &[Token<'_>],
+    rank: impl Fn(&str) -> Option<i32>,
+) -> Ordering {
     let against_end = |letters: &str| match rank(letters) {
         Some(_) => Ordering::Less,
         None => Ordering::Greater,
     };
     for index in 0..a.len().max(b.len()) {
         let order = match (a.get(index), b.get(index)) {
-            (Some(Token::Number(x)), Some(Token::Number(y))) => compare_digit_runs(x.as_bytes(), y.as_bytes()),
+            (Some(Token::Number(x)), Some(Token::Number(y))) => {
+                compare_digit_runs(x.as_bytes(), y.as_bytes())
+            }
             (Some(Token::Letters(x)), Some(Token::Letters(y))) => match (rank(x), rank(y)) {
                 (Some(p), Some(q)) => p.cmp(&q),
                 (Some(_), None) => Ordering::Less,
@@ -323,7 +335,9 @@ fn zero_against_end(number: &str) -> Ordering {
 /// repack tags distributions add.
 pub fn upstream_of_package_version(version: &str) -> &str {
     let version = version.split_once(':').map_or(version, |(_, rest)| rest);
-    let version = version.rsplit_once('-').map_or(version, |(upstream, _)| upstream);
+    let version = version
+        .rsplit_once('-')
+        .map_or(version, |(upstream, _)| upstream);
     let version = version.split(['+', '~']).next().unwrap_or(version);
     version.strip_suffix(".dfsg").unwrap_or(version)
 }
@@ -439,7 +453,10 @@ mod tests {
         assert_eq!(upstream_of_package_version("2.36-9+deb12u4"), "2.36");
         assert_eq!(upstream_of_package_version("3.0.11-1~deb12u2"), "3.0.11");
         assert_eq!(upstream_of_package_version("1.1.1k-r0"), "1.1.1k");
-        assert_eq!(upstream_of_package_version("2.9.14+dfsg-1.3~deb12u1"), "2.9.14");
+        assert_eq!(
+            upstream_of_package_version("2.9.14+dfsg-1.3~deb12u1"),
+            "2.9.14"
+        );
         assert_eq!(upstream_of_package_version("1.2.3"), "1.2.3");
     }
 }

@@ -13,7 +13,9 @@ use portcullis_libscan::matching::{findings_for, Finding, FindingStatus};
 use portcullis_libscan::report::Report;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn library(name: &str, sources: Vec<VersionSource>) -> Library {
@@ -30,11 +32,23 @@ fn library(name: &str, sources: Vec<VersionSource>) -> Library {
 }
 
 fn binary_string(product: &str, version: &str) -> VersionSource {
-    VersionSource { source: Source::BinaryString, name: product.into(), version: version.into(), package_source: None, evidence: None }
+    VersionSource {
+        source: Source::BinaryString,
+        name: product.into(),
+        version: version.into(),
+        package_source: None,
+        evidence: None,
+    }
 }
 
 fn package(source: Source, name: &str, origin: &str, version: &str) -> VersionSource {
-    VersionSource { source, name: name.into(), version: version.into(), package_source: Some(origin.into()), evidence: None }
+    VersionSource {
+        source,
+        name: name.into(),
+        version: version.into(),
+        package_source: Some(origin.into()),
+        evidence: None,
+    }
 }
 
 fn cve_feed() -> FeedStore {
@@ -67,11 +81,15 @@ fn cve5_openssl_ranges() {
         ("1.0.1u", None),
     ];
     for (version, fixed) in cases {
-        let found = findings(&store, &library("openssl", vec![binary_string("openssl", version)]));
+        let found = findings(
+            &store,
+            &library("openssl", vec![binary_string("openssl", version)]),
+        );
         let result = finding(&found, "CVE-2023-0286");
         match fixed {
             Some(fixed) => {
-                let result = result.unwrap_or_else(|| panic!("{version} should match CVE-2023-0286"));
+                let result =
+                    result.unwrap_or_else(|| panic!("{version} should match CVE-2023-0286"));
                 assert_eq!(result.status, FindingStatus::Affected, "{version}");
                 assert_eq!(result.fixed.as_deref(), Some(fixed), "{version}");
                 assert_eq!(result.version_from, Some(Source::BinaryString));
@@ -88,26 +106,54 @@ fn cve5_text_version_needs_review() {
     let store = cve_feed();
     // CVE-2021-3711 gives its range only as prose.
     for version in ["1.1.1k", "3.0.20"] {
-        let found = findings(&store, &library("openssl", vec![binary_string("openssl", version)]));
+        let found = findings(
+            &store,
+            &library("openssl", vec![binary_string("openssl", version)]),
+        );
         let result = finding(&found, "CVE-2021-3711").expect("CVE-2021-3711 is reported");
         assert_eq!(result.status, FindingStatus::NeedsReview, "{version}");
-        assert!(result.reason.contains("Fixed in OpenSSL 1.1.1l"), "{}", result.reason);
+        assert!(
+            result.reason.contains("Fixed in OpenSSL 1.1.1l"),
+            "{}",
+            result.reason
+        );
     }
 }
 
 #[test]
 fn cve5_records_without_product_need_review() {
     let store = cve_feed();
-    let cases = [("zlib", "CVE-2022-37434"), ("expat", "CVE-2022-40674"), ("sqlite", "CVE-2022-46908"), ("busybox", "CVE-2022-48174"), ("dropbear", "CVE-2016-7406"), ("libxml2", "CVE-2024-25062")];
+    let cases = [
+        ("zlib", "CVE-2022-37434"),
+        ("expat", "CVE-2022-40674"),
+        ("sqlite", "CVE-2022-46908"),
+        ("busybox", "CVE-2022-48174"),
+        ("dropbear", "CVE-2016-7406"),
+        ("libxml2", "CVE-2024-25062"),
+    ];
     for (product, id) in cases {
-        let found = findings(&store, &library(product, vec![binary_string(product, "1.0.0")]));
-        let result = finding(&found, id).unwrap_or_else(|| panic!("{id} is reported for {product}"));
+        let found = findings(
+            &store,
+            &library(product, vec![binary_string(product, "1.0.0")]),
+        );
+        let result =
+            finding(&found, id).unwrap_or_else(|| panic!("{id} is reported for {product}"));
         assert_eq!(result.status, FindingStatus::NeedsReview, "{id}");
-        assert_eq!(found.iter().filter(|f| f.status == FindingStatus::Affected).count(), 0, "{product}: {found:?}");
+        assert_eq!(
+            found
+                .iter()
+                .filter(|f| f.status == FindingStatus::Affected)
+                .count(),
+            0,
+            "{product}: {found:?}"
+        );
     }
 
     // A record naming zlib in prose does not land on unrelated libraries.
-    let found = findings(&store, &library("libgcrypt", vec![binary_string("libgcrypt", "1.0.0")]));
+    let found = findings(
+        &store,
+        &library("libgcrypt", vec![binary_string("libgcrypt", "1.0.0")]),
+    );
     assert!(found.is_empty(), "{found:?}");
 }
 
@@ -116,7 +162,10 @@ fn cve5_empty_range_needs_review() {
     // CVE-2023-38545 states "8.4.0, lessThan 8.4.0", a range holding nothing.
     let store = cve_feed();
     for version in ["7.68.0", "8.3.0", "8.4.0"] {
-        let found = findings(&store, &library("curl", vec![binary_string("curl", version)]));
+        let found = findings(
+            &store,
+            &library("curl", vec![binary_string("curl", version)]),
+        );
         let result = finding(&found, "CVE-2023-38545").expect("CVE-2023-38545 is reported");
         assert_eq!(result.status, FindingStatus::NeedsReview, "{version}");
         assert!(result.reason.contains("empty"), "{}", result.reason);
@@ -128,13 +177,19 @@ fn cve5_adp_range_for_glibc() {
     // CVE-2024-2961's CNA names glibc as "The GNU C Library"; both it and
     // the CISA ADP state 2.1.93 to < 2.40.
     let store = cve_feed();
-    let found = findings(&store, &library("glibc", vec![binary_string("glibc", "2.39")]));
+    let found = findings(
+        &store,
+        &library("glibc", vec![binary_string("glibc", "2.39")]),
+    );
     let result = finding(&found, "CVE-2024-2961").expect("glibc 2.39 matches");
     assert_eq!(result.status, FindingStatus::Affected);
     assert_eq!(result.fixed.as_deref(), Some("2.40"));
     assert_eq!(result.severity.as_deref(), Some("HIGH 7.3 (CVSS 3.1)"));
 
-    let found = findings(&store, &library("glibc", vec![binary_string("glibc", "2.40")]));
+    let found = findings(
+        &store,
+        &library("glibc", vec![binary_string("glibc", "2.40")]),
+    );
     assert!(finding(&found, "CVE-2024-2961").is_none());
 }
 
@@ -142,7 +197,8 @@ fn cve5_adp_range_for_glibc() {
 fn unknown_version_is_not_clean() {
     let store = cve_feed();
     let found = findings(&store, &library("openssl", Vec::new()));
-    let result = finding(&found, "CVE-2023-0286").expect("an openssl of unknown version is reported");
+    let result =
+        finding(&found, "CVE-2023-0286").expect("an openssl of unknown version is reported");
     assert_eq!(result.status, FindingStatus::NeedsReview);
     assert!(result.reason.contains("unknown"), "{}", result.reason);
 }
@@ -170,7 +226,9 @@ fn alpine_root(packages: &[(&str, &str, &str, &str)]) -> tempfile::TempDir {
     fs::create_dir_all(root.path().join("lib/apk/db")).unwrap();
     let mut installed = String::new();
     for (name, origin, version, file) in packages {
-        installed.push_str(&format!("P:{name}\nV:{version}\nA:x86_64\no:{origin}\nF:lib\nR:{file}\n\n"));
+        installed.push_str(&format!(
+            "P:{name}\nV:{version}\nA:x86_64\no:{origin}\nF:lib\nR:{file}\n\n"
+        ));
         fs::write(root.path().join("lib").join(file), minimal_elf(b"")).unwrap();
     }
     fs::write(root.path().join("lib/apk/db/installed"), installed).unwrap();
@@ -185,9 +243,17 @@ fn scan_report(root: &Path, feeds: &FeedStore) -> Report {
 }
 
 fn affected_ids(report: &Report, name: &str) -> Vec<String> {
-    let library = report.libraries.iter().find(|l| l.library.name == name).unwrap_or_else(|| panic!("{name} listed"));
-    let mut ids: Vec<String> =
-        library.findings.iter().filter(|f| f.status == FindingStatus::Affected).map(|f| f.advisory.clone()).collect();
+    let library = report
+        .libraries
+        .iter()
+        .find(|l| l.library.name == name)
+        .unwrap_or_else(|| panic!("{name} listed"));
+    let mut ids: Vec<String> = library
+        .findings
+        .iter()
+        .filter(|f| f.status == FindingStatus::Affected)
+        .map(|f| f.advisory.clone())
+        .collect();
     ids.sort();
     ids
 }
@@ -196,12 +262,31 @@ fn affected_ids(report: &Report, name: &str) -> Vec<String> {
 fn alpine_secdb_before_and_after_fix() {
     let store = feed::load_all(&[data("alpine-v3.11-main.yaml")]).expect("the secdb sample parses");
 
-    let before = alpine_root(&[("libcrypto1.1", "openssl", "1.1.1d-r0", "libcrypto.so.1.1"), ("busybox", "busybox", "1.30.1-r1", "busybox")]);
+    let before = alpine_root(&[
+        ("libcrypto1.1", "openssl", "1.1.1d-r0", "libcrypto.so.1.1"),
+        ("busybox", "busybox", "1.30.1-r1", "busybox"),
+    ]);
     let report = scan_report(before.path(), &store);
-    assert_eq!(affected_ids(&report, "openssl"), vec!["CVE-2019-1547", "CVE-2019-1549", "CVE-2019-1551", "CVE-2019-1563"]);
+    assert_eq!(
+        affected_ids(&report, "openssl"),
+        vec![
+            "CVE-2019-1547",
+            "CVE-2019-1549",
+            "CVE-2019-1551",
+            "CVE-2019-1563"
+        ]
+    );
     assert_eq!(affected_ids(&report, "busybox"), vec!["CVE-2019-5747"]);
-    let openssl = report.libraries.iter().find(|l| l.library.name == "openssl").unwrap();
-    let cve = openssl.findings.iter().find(|f| f.advisory == "CVE-2019-1551").unwrap();
+    let openssl = report
+        .libraries
+        .iter()
+        .find(|l| l.library.name == "openssl")
+        .unwrap();
+    let cve = openssl
+        .findings
+        .iter()
+        .find(|f| f.advisory == "CVE-2019-1551")
+        .unwrap();
     assert_eq!(cve.fixed.as_deref(), Some("1.1.1d-r3"));
     assert_eq!(cve.version_from, Some(Source::Apk));
 
@@ -209,7 +294,10 @@ fn alpine_secdb_before_and_after_fix() {
     let report = scan_report(between.path(), &store);
     assert_eq!(affected_ids(&report, "openssl"), vec!["CVE-2019-1551"]);
 
-    let after = alpine_root(&[("libcrypto1.1", "openssl", "1.1.1d-r3", "libcrypto.so.1.1"), ("busybox", "busybox", "1.30.1-r2", "busybox")]);
+    let after = alpine_root(&[
+        ("libcrypto1.1", "openssl", "1.1.1d-r3", "libcrypto.so.1.1"),
+        ("busybox", "busybox", "1.30.1-r2", "busybox"),
+    ]);
     let report = scan_report(after.path(), &store);
     assert!(affected_ids(&report, "openssl").is_empty());
     assert!(affected_ids(&report, "busybox").is_empty());
@@ -220,7 +308,13 @@ fn alpine_secdb_before_and_after_fix() {
 fn alpine_secdb_ignores_debian_packages() {
     // A dpkg package named openssl is not judged by Alpine fix versions.
     let store = feed::load_all(&[data("alpine-v3.11-main.yaml")]).unwrap();
-    let found = findings(&store, &library("openssl", vec![package(Source::Dpkg, "libssl3", "openssl", "1.1.1a-1")]));
+    let found = findings(
+        &store,
+        &library(
+            "openssl",
+            vec![package(Source::Dpkg, "libssl3", "openssl", "1.1.1a-1")],
+        ),
+    );
     assert!(found.is_empty(), "{found:?}");
 }
 
@@ -253,18 +347,50 @@ fn osv_debian_and_upstream_ranges() {
 
     // Debian epochs and tildes decide: 1:1.2.12 < 1:1.2.13.dfsg-1 and
     // 1:1.2.13.dfsg-1~bpo < 1:1.2.13.dfsg-1.
-    for (version, affected) in [("1:1.2.12.dfsg-1", true), ("1:1.2.13.dfsg-1~bpo11+1", true), ("1:1.2.13.dfsg-1", false), ("1.2.99-1", true)] {
-        let zlib = library("zlib", vec![package(Source::Dpkg, "zlib1g", "zlib", version)]);
+    for (version, affected) in [
+        ("1:1.2.12.dfsg-1", true),
+        ("1:1.2.13.dfsg-1~bpo11+1", true),
+        ("1:1.2.13.dfsg-1", false),
+        ("1.2.99-1", true),
+    ] {
+        let zlib = library(
+            "zlib",
+            vec![package(Source::Dpkg, "zlib1g", "zlib", version)],
+        );
         let found = findings(&store, &zlib);
-        assert_eq!(finding(&found, "DEBIAN-CVE-2022-37434").is_some(), affected, "{version}: {found:?}");
+        assert_eq!(
+            finding(&found, "DEBIAN-CVE-2022-37434").is_some(),
+            affected,
+            "{version}: {found:?}"
+        );
     }
 
-    for (version, affected) in [("3.0.7", true), ("3.0.0", true), ("3.0.8", false), ("1.1.1k", false)] {
-        let found = findings(&store, &library("openssl", vec![binary_string("openssl", version)]));
-        assert_eq!(finding(&found, "OSV-2023-0001").is_some(), affected, "{version}");
+    for (version, affected) in [
+        ("3.0.7", true),
+        ("3.0.0", true),
+        ("3.0.8", false),
+        ("1.1.1k", false),
+    ] {
+        let found = findings(
+            &store,
+            &library("openssl", vec![binary_string("openssl", version)]),
+        );
+        assert_eq!(
+            finding(&found, "OSV-2023-0001").is_some(),
+            affected,
+            "{version}"
+        );
     }
-    let found = findings(&store, &library("openssl", vec![binary_string("openssl", "3.0.1")]));
-    assert!(finding(&found, "OSV-2023-0001").unwrap().severity.as_deref().unwrap().starts_with("CVSS_V3 CVSS:3.1/"));
+    let found = findings(
+        &store,
+        &library("openssl", vec![binary_string("openssl", "3.0.1")]),
+    );
+    assert!(finding(&found, "OSV-2023-0001")
+        .unwrap()
+        .severity
+        .as_deref()
+        .unwrap()
+        .starts_with("CVSS_V3 CVSS:3.1/"));
 }
 
 #[test]
@@ -273,7 +399,9 @@ fn osv_zip_archive() {
     let path = directory.path().join("all.zip");
     let mut writer = zip::ZipWriter::new(fs::File::create(&path).unwrap());
     let options = zip::write::SimpleFileOptions::default();
-    writer.start_file("DEBIAN-CVE-2022-37434.json", options).unwrap();
+    writer
+        .start_file("DEBIAN-CVE-2022-37434.json", options)
+        .unwrap();
     writer.write_all(OSV_ZLIB.as_bytes()).unwrap();
     writer.start_file("OSV-2023-0001.json", options).unwrap();
     writer.write_all(OSV_OPENSSL.as_bytes()).unwrap();
@@ -282,7 +410,9 @@ fn osv_zip_archive() {
     let advisories = feed::load_file(&path).unwrap();
     let ids: Vec<&str> = advisories.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, vec!["DEBIAN-CVE-2022-37434", "OSV-2023-0001"]);
-    assert!(advisories[0].origin.ends_with("all.zip!DEBIAN-CVE-2022-37434.json"));
+    assert!(advisories[0]
+        .origin
+        .ends_with("all.zip!DEBIAN-CVE-2022-37434.json"));
 
     // Cut off the central directory: the archive is rejected by name.
     let bytes = fs::read(&path).unwrap();
@@ -297,13 +427,18 @@ fn zip_entry_error_names_entry() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("bad.zip");
     let mut writer = zip::ZipWriter::new(fs::File::create(&path).unwrap());
-    writer.start_file("broken.json", zip::write::SimpleFileOptions::default()).unwrap();
+    writer
+        .start_file("broken.json", zip::write::SimpleFileOptions::default())
+        .unwrap();
     writer.write_all(&OSV_ZLIB.as_bytes()[..60]).unwrap();
     writer.finish().unwrap();
 
     let error = feed::load_file(&path).unwrap_err();
     assert!(error.file.ends_with("bad.zip"), "{error}");
-    assert!(error.position.starts_with("entry broken.json line "), "{error}");
+    assert!(
+        error.position.starts_with("entry broken.json line "),
+        "{error}"
+    );
 }
 
 #[test]
@@ -321,7 +456,17 @@ fn truncated_feeds_name_position() {
     let yaml = fs::read_to_string(data("alpine-v3.11-main.yaml")).unwrap();
     let path = directory.path().join("main.yaml");
     // A tab where YAML allows only spaces, on line 20.
-    let broken: Vec<String> = yaml.lines().enumerate().map(|(i, l)| if i == 19 { format!("\t{l}") } else { l.to_string() }).collect();
+    let broken: Vec<String> = yaml
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 19 {
+                format!("\t{l}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
     fs::write(&path, broken.join("\n")).unwrap();
     let error = feed::load_file(&path).unwrap_err();
     assert!(error.position.starts_with("line 20 "), "{error}");
@@ -349,11 +494,19 @@ fn store_keeps_last_good_feed() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].file, path.display().to_string());
     let ids: Vec<&str> = store.advisories().map(|a| a.id.as_str()).collect();
-    assert_eq!(ids, vec!["CVE-2023-0286"], "the last good copy stays in use");
+    assert_eq!(
+        ids,
+        vec!["CVE-2023-0286"],
+        "the last good copy stays in use"
+    );
 
     fs::remove_file(&path).unwrap();
     assert!(store.refresh(&[directory.path().to_path_buf()]).is_empty());
-    assert_eq!(store.advisories().count(), 0, "a removed feed file is dropped");
+    assert_eq!(
+        store.advisories().count(),
+        0,
+        "a removed feed file is dropped"
+    );
 }
 
 #[test]
@@ -377,6 +530,14 @@ fn cache_skips_unchanged_files() {
     assert_eq!(third.files_parsed, 1);
     let musl = &third.libraries[0];
     assert_eq!(musl.name, "musl");
-    assert_eq!(musl.source(Source::BinaryString).map(|s| s.version.as_str()), Some("1.2.4"));
-    assert_eq!(musl.version.as_deref(), Some("1.1.24-r2"), "the apk version still wins");
+    assert_eq!(
+        musl.source(Source::BinaryString)
+            .map(|s| s.version.as_str()),
+        Some("1.2.4")
+    );
+    assert_eq!(
+        musl.version.as_deref(),
+        Some("1.1.24-r2"),
+        "the apk version still wins"
+    );
 }

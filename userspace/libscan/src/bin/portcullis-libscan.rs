@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "portcullis-libscan", about = "Library inventory and offline vulnerability matching")]
+#[command(
+    name = "portcullis-libscan",
+    about = "Library inventory and offline vulnerability matching"
+)]
 struct Arguments {
     #[command(subcommand)]
     command: portcullis_libscan::cli::Command,

@@ -52,8 +52,14 @@ pub(super) fn parse_json(data: &[u8], origin: &str) -> Result<Vec<Advisory>, ser
 fn advisories(database: SecurityDatabase, origin: &str) -> Vec<Advisory> {
     let distribution = format!(
         "Alpine {}{}",
-        database.distroversion.as_deref().unwrap_or("(unknown branch)"),
-        database.reponame.map(|name| format!("/{name}")).unwrap_or_default()
+        database
+            .distroversion
+            .as_deref()
+            .unwrap_or("(unknown branch)"),
+        database
+            .reponame
+            .map(|name| format!("/{name}"))
+            .unwrap_or_default()
     );
     let mut advisories = Vec::new();
     for entry in database.packages {
@@ -68,7 +74,9 @@ fn advisories(database: SecurityDatabase, origin: &str) -> Vec<Advisory> {
                 // "CVE-2017-12122 TALOS-2017-0488" or "CVE-2018-14468 (FrameRelay)".
                 let mut words = line.split_whitespace();
                 let Some(id) = words.next() else { continue };
-                let aliases = words.filter(|word| !word.starts_with('(')).map(str::to_string);
+                let aliases = words
+                    .filter(|word| !word.starts_with('('))
+                    .map(str::to_string);
                 let (versions, known_aliases) = fixes_by_id.entry(id.to_string()).or_default();
                 versions.push(fixed.clone());
                 for alias in aliases {

@@ -104,14 +104,20 @@ pub(super) fn parse(data: &[u8], origin: &str) -> Result<Option<Advisory>, serde
     };
 
     let containers = std::iter::once(cna).chain(record.containers.adp.iter());
-    let severity = containers.clone().find_map(|c| cvss_severity(&c.metrics)).or_else(|| containers.clone().find_map(|c| text_severity(&c.metrics)));
+    let severity = containers
+        .clone()
+        .find_map(|c| cvss_severity(&c.metrics))
+        .or_else(|| containers.clone().find_map(|c| text_severity(&c.metrics)));
 
     Ok(Some(Advisory {
         id: record.cve_metadata.cve_id,
         aliases: Vec::new(),
         format: FeedFormat::Cve5,
         origin: origin.to_string(),
-        summary: cna.title.clone().or(description.map(|text| first_sentence(&text))),
+        summary: cna
+            .title
+            .clone()
+            .or(description.map(|text| first_sentence(&text))),
         severity,
         affected,
         mentioned_products,
@@ -120,17 +126,22 @@ pub(super) fn parse(data: &[u8], origin: &str) -> Result<Option<Advisory>, serde
 
 /// "n/a" and empty names stand for "not stated".
 fn stated(name: &Option<String>) -> Option<&str> {
-    name.as_deref().map(str::trim).filter(|name| !name.is_empty() && !name.eq_ignore_ascii_case("n/a"))
+    name.as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty() && !name.eq_ignore_ascii_case("n/a"))
 }
 
 fn entries(affected: &[RecordAffected], container: &str) -> Vec<Affected> {
     let mut result = Vec::new();
     for entry in affected {
-        let Some(product) = stated(&entry.product).or(stated(&entry.package_name)) else { continue };
+        let Some(product) = stated(&entry.product).or(stated(&entry.package_name)) else {
+            continue;
+        };
         let (mut versions, unaffected) = ranges(entry);
         if versions.is_empty() && entry.default_status.as_deref() == Some("affected") {
             versions.push(Versions::NeedsReview {
-                reason: "the record marks every version affected by default and lists no range".to_string(),
+                reason: "the record marks every version affected by default and lists no range"
+                    .to_string(),
             });
         }
         if !container.is_empty() {
@@ -141,12 +152,20 @@ fn entries(affected: &[RecordAffected], container: &str) -> Vec<Affected> {
             }
         }
         let vendor = stated(&entry.vendor).unwrap_or("");
-        let name = if crate::catalogue::by_name(product).is_none() && crate::catalogue::by_name(vendor).is_some() {
+        let name = if crate::catalogue::by_name(product).is_none()
+            && crate::catalogue::by_name(vendor).is_some()
+        {
             vendor
         } else {
             product
         };
-        result.push(Affected { target: Target::Product { name: name.to_string() }, versions, unaffected });
+        result.push(Affected {
+            target: Target::Product {
+                name: name.to_string(),
+            },
+            versions,
+            unaffected,
+        });
     }
     result
 }
@@ -155,7 +174,9 @@ fn entries(affected: &[RecordAffected], container: &str) -> Vec<Affected> {
 fn is_version(text: &str) -> bool {
     !text.is_empty()
         && text.chars().any(|c| c.is_ascii_digit())
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || ".-_+~:".contains(c))
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_+~:".contains(c))
 }
 
 /// Splits the version entries into affected and unaffected ranges.
@@ -207,12 +228,21 @@ fn ranges(entry: &RecordAffected) -> (Vec<Versions>, Vec<Versions>) {
 /// "HIGH 7.5 (CVSS 3.1)" from the first CVSS metric present.
 fn cvss_severity(metrics: &[Value]) -> Option<String> {
     for metric in metrics {
-        for (key, label) in [("cvssV4_0", "4.0"), ("cvssV3_1", "3.1"), ("cvssV3_0", "3.0"), ("cvssV2_0", "2.0")] {
-            let Some(cvss) = metric.get(key) else { continue };
+        for (key, label) in [
+            ("cvssV4_0", "4.0"),
+            ("cvssV3_1", "3.1"),
+            ("cvssV3_0", "3.0"),
+            ("cvssV2_0", "2.0"),
+        ] {
+            let Some(cvss) = metric.get(key) else {
+                continue;
+            };
             let score = cvss.get("baseScore").and_then(Value::as_f64);
             let level = cvss.get("baseSeverity").and_then(Value::as_str);
             match (level, score) {
-                (Some(level), Some(score)) => return Some(format!("{level} {score} (CVSS {label})")),
+                (Some(level), Some(score)) => {
+                    return Some(format!("{level} {score} (CVSS {label})"))
+                }
                 (None, Some(score)) => return Some(format!("{score} (CVSS {label})")),
                 (Some(level), None) => return Some(format!("{level} (CVSS {label})")),
                 (None, None) => {}
@@ -226,8 +256,14 @@ fn cvss_severity(metrics: &[Value]) -> Option<String> {
 /// whose content is a text or value field.
 fn text_severity(metrics: &[Value]) -> Option<String> {
     for metric in metrics {
-        let Some(content) = metric.get("other").and_then(|other| other.get("content")) else { continue };
-        if let Some(text) = content.get("text").or_else(|| content.get("value")).and_then(Value::as_str) {
+        let Some(content) = metric.get("other").and_then(|other| other.get("content")) else {
+            continue;
+        };
+        if let Some(text) = content
+            .get("text")
+            .or_else(|| content.get("value"))
+            .and_then(Value::as_str)
+        {
             return Some(text.to_string());
         }
     }

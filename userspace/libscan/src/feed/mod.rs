@@ -46,7 +46,11 @@ impl FeedFormat {
 pub enum Target {
     /// A distribution's package, named as its advisories name it (Debian
     /// source package, Alpine origin), with versions in its ecosystem.
-    Package { ecosystem: Ecosystem, distribution: String, name: String },
+    Package {
+        ecosystem: Ecosystem,
+        distribution: String,
+        name: String,
+    },
     /// An upstream product with upstream release versions.
     Product { name: String },
 }
@@ -127,7 +131,11 @@ impl fmt::Display for FeedError {
         if self.position.is_empty() {
             write!(f, "invalid feed {}: {}", self.file, self.message)
         } else {
-            write!(f, "invalid feed {} at {}: {}", self.file, self.position, self.message)
+            write!(
+                f,
+                "invalid feed {} at {}: {}",
+                self.file, self.position, self.message
+            )
         }
     }
 }
@@ -136,7 +144,11 @@ impl std::error::Error for FeedError {}
 
 impl FeedError {
     fn new(file: &Path, position: impl Into<String>, message: impl Into<String>) -> FeedError {
-        FeedError { file: file.display().to_string(), position: position.into(), message: message.into() }
+        FeedError {
+            file: file.display().to_string(),
+            position: position.into(),
+            message: message.into(),
+        }
     }
 
     fn from_json(file: &Path, prefix: &str, error: &serde_json::Error) -> FeedError {
@@ -158,15 +170,22 @@ fn json_message(error: &serde_json::Error) -> String {
 /// Lists the feed files a path names: the file itself, or every `.json`,
 /// `.yaml`, `.yml` and `.zip` file under a directory, in name order.
 pub fn feed_files(path: &Path) -> Result<Vec<PathBuf>, FeedError> {
-    let metadata = fs::metadata(path).map_err(|error| FeedError::new(path, "", format!("failed to read: {error}")))?;
+    let metadata = fs::metadata(path)
+        .map_err(|error| FeedError::new(path, "", format!("failed to read: {error}")))?;
     if !metadata.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
-        let entry = entry.map_err(|error| FeedError::new(path, "", format!("failed to list: {error}")))?;
+    for entry in walkdir::WalkDir::new(path)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        let entry =
+            entry.map_err(|error| FeedError::new(path, "", format!("failed to list: {error}")))?;
         let name = entry.file_name().to_string_lossy();
-        let known = [".json", ".yaml", ".yml", ".zip"].iter().any(|extension| name.ends_with(extension));
+        let known = [".json", ".yaml", ".yml", ".zip"]
+            .iter()
+            .any(|extension| name.ends_with(extension));
         if entry.file_type().is_file() && known {
             files.push(entry.path().to_path_buf());
         }
@@ -176,31 +195,52 @@ pub fn feed_files(path: &Path) -> Result<Vec<PathBuf>, FeedError> {
 
 /// Reads every advisory in one feed file.
 pub fn load_file(path: &Path) -> Result<Vec<Advisory>, FeedError> {
-    let data = fs::read(path).map_err(|error| FeedError::new(path, "", format!("failed to read: {error}")))?;
-    let name = path.file_name().map(|name| name.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let data = fs::read(path)
+        .map_err(|error| FeedError::new(path, "", format!("failed to read: {error}")))?;
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     let origin = path.display().to_string();
 
     if name.ends_with(".zip") {
         return load_zip(path, &data);
     }
     if name.ends_with(".yaml") || name.ends_with(".yml") {
-        return alpine::parse_yaml(&data, &origin).map_err(|(position, message)| FeedError::new(path, position, message));
+        return alpine::parse_yaml(&data, &origin)
+            .map_err(|(position, message)| FeedError::new(path, position, message));
     }
     load_json(path, &data, &origin, "")
 }
 
 /// Parses one JSON document, telling the format from its top-level keys.
-fn load_json(path: &Path, data: &[u8], origin: &str, prefix: &str) -> Result<Vec<Advisory>, FeedError> {
-    let value: serde_json::Value = serde_json::from_slice(data).map_err(|error| FeedError::from_json(path, prefix, &error))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| FeedError::new(path, format!("{prefix}line 1 column 1"), "expected a JSON object"))?;
+fn load_json(
+    path: &Path,
+    data: &[u8],
+    origin: &str,
+    prefix: &str,
+) -> Result<Vec<Advisory>, FeedError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(data).map_err(|error| FeedError::from_json(path, prefix, &error))?;
+    let object = value.as_object().ok_or_else(|| {
+        FeedError::new(
+            path,
+            format!("{prefix}line 1 column 1"),
+            "expected a JSON object",
+        )
+    })?;
 
-    let result = if object.contains_key("cveMetadata") || object.get("dataType").and_then(|v| v.as_str()) == Some("CVE_RECORD") {
+    let result = if object.contains_key("cveMetadata")
+        || object.get("dataType").and_then(|v| v.as_str()) == Some("CVE_RECORD")
+    {
         cve5::parse(data, origin).map(|advisory| advisory.into_iter().collect())
-    } else if object.contains_key("packages") && (object.contains_key("distroversion") || object.contains_key("reponame")) {
+    } else if object.contains_key("packages")
+        && (object.contains_key("distroversion") || object.contains_key("reponame"))
+    {
         alpine::parse_json(data, origin)
-    } else if object.contains_key("id") && (object.contains_key("affected") || object.contains_key("modified")) {
+    } else if object.contains_key("id")
+        && (object.contains_key("affected") || object.contains_key("modified"))
+    {
         osv::parse(data, origin).map(|advisory| vec![advisory])
     } else {
         return Err(FeedError::new(
@@ -217,17 +257,25 @@ fn load_zip(path: &Path, data: &[u8]) -> Result<Vec<Advisory>, FeedError> {
         .map_err(|error| FeedError::new(path, "", format!("invalid zip archive: {error}")))?;
     let mut advisories = Vec::new();
     for index in 0..archive.len() {
-        let mut entry = archive
-            .by_index(index)
-            .map_err(|error| FeedError::new(path, format!("entry {index}"), format!("invalid zip entry: {error}")))?;
+        let mut entry = archive.by_index(index).map_err(|error| {
+            FeedError::new(
+                path,
+                format!("entry {index}"),
+                format!("invalid zip entry: {error}"),
+            )
+        })?;
         if !entry.is_file() || !entry.name().ends_with(".json") {
             continue;
         }
         let name = entry.name().to_string();
         let mut bytes = Vec::new();
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|error| FeedError::new(path, format!("entry {name}"), format!("failed to decompress: {error}")))?;
+        entry.read_to_end(&mut bytes).map_err(|error| {
+            FeedError::new(
+                path,
+                format!("entry {name}"),
+                format!("failed to decompress: {error}"),
+            )
+        })?;
         let origin = format!("{}!{name}", path.display());
         advisories.extend(load_json(path, &bytes, &origin, &format!("entry {name} "))?);
     }
@@ -299,12 +347,17 @@ impl FeedStore {
                     continue;
                 }
             };
-            if self.files.get(file).is_some_and(|loaded| loaded.stamp == stamp) {
+            if self
+                .files
+                .get(file)
+                .is_some_and(|loaded| loaded.stamp == stamp)
+            {
                 continue;
             }
             match load_file(file) {
                 Ok(advisories) => {
-                    self.files.insert(file.clone(), LoadedFeed { stamp, advisories });
+                    self.files
+                        .insert(file.clone(), LoadedFeed { stamp, advisories });
                 }
                 Err(error) => errors.push(error),
             }
@@ -312,18 +365,25 @@ impl FeedStore {
 
         // A file gone from a listing that worked was removed by the
         // operator; one under a listing that failed may still be there.
-        self.files.retain(|file, _| present.contains(file) || failed_listings.iter().any(|path| file.starts_with(path)));
+        self.files.retain(|file, _| {
+            present.contains(file) || failed_listings.iter().any(|path| file.starts_with(path))
+        });
         errors
     }
 
     /// Every advisory currently in use.
     pub fn advisories(&self) -> impl Iterator<Item = &Advisory> {
-        self.files.values().flat_map(|loaded| loaded.advisories.iter())
+        self.files
+            .values()
+            .flat_map(|loaded| loaded.advisories.iter())
     }
 
     /// Feed files in use and how many advisories each gave.
     pub fn summary(&self) -> Vec<(String, usize)> {
-        self.files.iter().map(|(file, loaded)| (file.display().to_string(), loaded.advisories.len())).collect()
+        self.files
+            .iter()
+            .map(|(file, loaded)| (file.display().to_string(), loaded.advisories.len()))
+            .collect()
     }
 }
 
@@ -345,9 +405,18 @@ mod tests {
 
     #[test]
     fn products_named_as_words() {
-        assert_eq!(products_in_text("zlib through 1.2.12 has a heap-based buffer over-read"), vec!["zlib"]);
-        assert_eq!(products_in_text("libexpat before 2.4.9 has a use-after-free"), vec!["expat"]);
-        assert_eq!(products_in_text("SQLite through 3.40.0, when relying on --safe"), vec!["sqlite"]);
+        assert_eq!(
+            products_in_text("zlib through 1.2.12 has a heap-based buffer over-read"),
+            vec!["zlib"]
+        );
+        assert_eq!(
+            products_in_text("libexpat before 2.4.9 has a use-after-free"),
+            vec!["expat"]
+        );
+        assert_eq!(
+            products_in_text("SQLite through 3.40.0, when relying on --safe"),
+            vec!["sqlite"]
+        );
         assert!(products_in_text("the libzstd decoder").is_empty());
     }
 }

@@ -82,10 +82,21 @@ pub(super) fn parse(data: &[u8], origin: &str) -> Result<Advisory, serde_json::E
         severity = severity
             .or_else(|| text_severity(&entry.ecosystem_specific))
             .or_else(|| text_severity(&entry.database_specific));
-        let Some(package) = &entry.package else { continue };
-        affected.push(Affected { target: target(package), versions: versions(entry), unaffected: Vec::new() });
+        let Some(package) = &entry.package else {
+            continue;
+        };
+        affected.push(Affected {
+            target: target(package),
+            versions: versions(entry),
+            unaffected: Vec::new(),
+        });
     }
-    let severity = severity.or_else(|| record.severity.first().map(|s| format!("{} {}", s.kind, s.score)));
+    let severity = severity.or_else(|| {
+        record
+            .severity
+            .first()
+            .map(|s| format!("{} {}", s.kind, s.score))
+    });
 
     // A withdrawn record no longer claims anything.
     if record.withdrawn.is_some() {
@@ -113,8 +124,14 @@ fn target(package: &Package) -> Target {
         _ => None,
     };
     match ecosystem {
-        Some(ecosystem) => Target::Package { ecosystem, distribution: package.ecosystem.clone(), name: package.name.clone() },
-        None => Target::Product { name: package.name.clone() },
+        Some(ecosystem) => Target::Package {
+            ecosystem,
+            distribution: package.ecosystem.clone(),
+            name: package.name.clone(),
+        },
+        None => Target::Product {
+            name: package.name.clone(),
+        },
     }
 }
 
@@ -125,7 +142,9 @@ fn versions(entry: &RecordAffected) -> Vec<Versions> {
             // Commit ranges need the project's history, which a device lacks;
             // the explicit version list, if any, is evaluated below.
             if entry.versions.is_empty() {
-                versions.push(Versions::NeedsReview { reason: "the record gives only git commit ranges".to_string() });
+                versions.push(Versions::NeedsReview {
+                    reason: "the record gives only git commit ranges".to_string(),
+                });
             }
             continue;
         }
@@ -142,7 +161,9 @@ fn versions(entry: &RecordAffected) -> Vec<Versions> {
         versions.push(Versions::Range { events });
     }
     if !entry.versions.is_empty() {
-        versions.push(Versions::Exact { versions: entry.versions.clone() });
+        versions.push(Versions::Exact {
+            versions: entry.versions.clone(),
+        });
     }
     versions
 }
