@@ -189,7 +189,8 @@ pub fn scan_once(
     cache: &mut FileCache,
     feeds: &mut FeedStore,
 ) {
-    for error in feeds.refresh(&config.feeds) {
+    let feed_errors = feeds.refresh(&config.feeds);
+    for error in &feed_errors {
         log::error!("libscan: {error}; keeping the last good copy of that file if there is one");
     }
 
@@ -207,7 +208,8 @@ pub fn scan_once(
         log::warn!("libscan: {error:#}; the next scan parses every file again");
     }
 
-    let report = Report::build(inventory, feeds);
+    let mut report = Report::build(inventory, feeds);
+    report.feed_errors = feed_errors.iter().map(ToString::to_string).collect();
     let totals = &report.totals;
     log::info!(
         "libscan: scanned {} libraries in {} ({} files parsed, {} from cache): {} vulnerable, {} unknown versions, {} to review",

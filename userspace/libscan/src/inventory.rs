@@ -161,7 +161,7 @@ impl Library {
     }
 }
 
-/// A file that could not be examined, and why.
+/// A file, or a package database line, that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedFile {
     pub path: String,
@@ -190,6 +190,12 @@ pub fn scan(options: &ScanOptions, cache: &mut FileCache) -> anyhow::Result<Inve
         package_databases: packages.databases.clone(),
         ..Inventory::default()
     };
+    for (path, problem) in &packages.problems {
+        inventory.skipped.push(SkippedFile {
+            path: path.clone(),
+            reason: problem.clone(),
+        });
+    }
 
     let mut seen = HashSet::new();
     let mut live_paths = HashSet::new();

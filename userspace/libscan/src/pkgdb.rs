@@ -57,6 +57,9 @@ pub struct PackageIndex {
     files: HashMap<FileId, usize>,
     /// Databases read, for the report: `dpkg: /var/lib/dpkg/status`.
     pub databases: Vec<String>,
+    /// Malformed lines and entries, as (database path, "line N: ..."). The
+    /// rest of the database is still used.
+    pub problems: Vec<(String, String)>,
 }
 
 impl PackageIndex {
@@ -111,14 +114,24 @@ impl PackageIndex {
         self.databases
             .push(format!("{}: /{status}", manager_name(manager)));
 
-        for paragraph in parse_control_paragraphs(&text) {
+        let (paragraphs, problems) = parse_control_paragraphs(&text);
+        for problem in problems {
+            self.problems.push((format!("/{status}"), problem));
+        }
+        for paragraph in paragraphs {
             let field = |name: &str| {
                 paragraph
+                    .fields
                     .iter()
                     .find(|(key, _)| key.eq_ignore_ascii_case(name))
                     .map(|(_, value)| value.as_str())
             };
             let (Some(name), Some(version)) = (field("Package"), field("Version")) else {
+                let problem = format!(
+                    "line {}: package entry without Package or Version field",
+                    paragraph.line
+                );
+                self.problems.push((format!("/{status}"), problem));
                 continue;
             };
             // "install ok installed" (dpkg), "install user installed" (opkg).
@@ -173,15 +186,34 @@ impl PackageIndex {
         };
         self.databases.push(format!("apk: /{installed}"));
 
-        for block in text.split("\n\n") {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut start = 0;
+        while start < lines.len() {
+            let end = lines[start..]
+                .iter()
+                .position(|line| line.is_empty())
+                .map_or(lines.len(), |offset| start + offset);
+            let first_line = start + 1;
+            let block = &lines[start..end];
+            start = end + 1;
+            if block.is_empty() {
+                continue;
+            }
+
             let mut name = None;
             let mut version = None;
             let mut origin = None;
             let mut architecture = None;
             let mut files = Vec::new();
             let mut directory = String::new();
-            for line in block.lines() {
+            for (offset, line) in block.iter().enumerate() {
                 let Some((key, value)) = line.split_once(':') else {
+                    let problem = format!(
+                        "line {}: expected \"X:value\", found \"{}\"",
+                        first_line + offset,
+                        truncate(line)
+                    );
+                    self.problems.push((format!("/{installed}"), problem));
                     continue;
                 };
                 match key {
@@ -195,6 +227,8 @@ impl PackageIndex {
                 }
             }
             let (Some(name), Some(version)) = (name, version) else {
+                let problem = format!("line {first_line}: package entry without P: or V: line");
+                self.problems.push((format!("/{installed}"), problem));
                 continue;
             };
             self.packages.push(Package {
@@ -237,29 +271,65 @@ fn read_optional(path: &Path) -> anyhow::Result<Option<String>> {
     }
 }
 
+/// One paragraph of a control file and the line it starts on.
+struct Paragraph {
+    line: usize,
+    fields: Vec<(String, String)>,
+}
+
 /// Splits a Debian control file (dpkg and opkg status) into paragraphs of
-/// `(field, value)` pairs; continuation lines join the previous value.
-fn parse_control_paragraphs(text: &str) -> Vec<Vec<(String, String)>> {
+/// `(field, value)` pairs. Continuation lines join the previous value, and
+/// a line that is neither is reported by line number and skipped.
+fn parse_control_paragraphs(text: &str) -> (Vec<Paragraph>, Vec<String>) {
     let mut paragraphs = Vec::new();
-    let mut current: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
+    let mut problems = Vec::new();
+    let mut current = Paragraph {
+        line: 1,
+        fields: Vec::new(),
+    };
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
         if line.trim().is_empty() {
-            if !current.is_empty() {
-                paragraphs.push(std::mem::take(&mut current));
+            if !current.fields.is_empty() {
+                paragraphs.push(std::mem::replace(
+                    &mut current,
+                    Paragraph {
+                        line: number + 1,
+                        fields: Vec::new(),
+                    },
+                ));
+            } else {
+                current.line = number + 1;
             }
         } else if line.starts_with([' ', '\t']) {
-            if let Some((_, value)) = current.last_mut() {
-                value.push('\n');
-                value.push_str(line.trim());
+            match current.fields.last_mut() {
+                Some((_, value)) => {
+                    value.push('\n');
+                    value.push_str(line.trim());
+                }
+                None => problems.push(format!(
+                    "line {number}: continuation line with no field before it"
+                )),
             }
         } else if let Some((key, value)) = line.split_once(':') {
-            current.push((key.trim().to_string(), value.trim().to_string()));
+            current
+                .fields
+                .push((key.trim().to_string(), value.trim().to_string()));
+        } else {
+            problems.push(format!(
+                "line {number}: expected \"Field: value\", found \"{}\"",
+                truncate(line)
+            ));
         }
     }
-    if !current.is_empty() {
+    if !current.fields.is_empty() {
         paragraphs.push(current);
     }
-    paragraphs
+    (paragraphs, problems)
+}
+
+fn truncate(line: &str) -> String {
+    line.chars().take(60).collect()
 }
 
 #[cfg(test)]
@@ -331,6 +401,54 @@ mod tests {
                 .unwrap()
                 .source,
             "musl"
+        );
+    }
+
+    #[test]
+    fn malformed_lines_reported_by_number() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        write(root, "var/lib/dpkg/status", "Package: zlib1g\nStatus: install ok installed\nVersion: 1.2\n\nPackage: broken\ngarbage line\nStatus: install ok installed\n");
+        write(
+            root,
+            "lib/apk/db/installed",
+            "P:musl\nV:1.2.4-r0\n\nP:nover\nnonsense\n",
+        );
+
+        let index = PackageIndex::load(root).unwrap();
+        let names: Vec<&str> = index.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["zlib1g", "musl"], "good entries survive");
+        assert!(
+            index.problems.contains(&(
+                "/var/lib/dpkg/status".into(),
+                "line 6: expected \"Field: value\", found \"garbage line\"".into()
+            )),
+            "{:?}",
+            index.problems
+        );
+        assert!(
+            index.problems.contains(&(
+                "/var/lib/dpkg/status".into(),
+                "line 5: package entry without Package or Version field".into()
+            )),
+            "{:?}",
+            index.problems
+        );
+        assert!(
+            index.problems.contains(&(
+                "/lib/apk/db/installed".into(),
+                "line 5: expected \"X:value\", found \"nonsense\"".into()
+            )),
+            "{:?}",
+            index.problems
+        );
+        assert!(
+            index.problems.contains(&(
+                "/lib/apk/db/installed".into(),
+                "line 4: package entry without P: or V: line".into()
+            )),
+            "{:?}",
+            index.problems
         );
     }
 

@@ -48,6 +48,9 @@ pub struct Report {
     /// Advisories that name no product in structured form and no known
     /// product in their description, so no library could be tied to them.
     pub unattributed: Vec<String>,
+    /// Feed files rejected in this scan; the daemon matched against their
+    /// last good copies where it had one.
+    pub feed_errors: Vec<String>,
     pub files_examined: usize,
     pub files_parsed: usize,
     pub totals: Totals,
@@ -96,6 +99,7 @@ impl Report {
             libraries,
             skipped: inventory.skipped,
             unattributed,
+            feed_errors: Vec::new(),
             files_examined: inventory.files_examined,
             files_parsed: inventory.files_parsed,
             totals,
@@ -158,6 +162,9 @@ impl Report {
             }
         }
 
+        for error in &self.feed_errors {
+            let _ = writeln!(out, "feed error: {error}");
+        }
         for advisory in &self.unattributed {
             let _ = writeln!(out, "needs review, no product named: {advisory}");
         }

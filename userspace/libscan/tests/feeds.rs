@@ -541,3 +541,67 @@ fn cache_skips_unchanged_files() {
         "the apk version still wins"
     );
 }
+
+#[test]
+fn record_without_product_listed_unattributed() {
+    let directory = tempfile::tempdir().unwrap();
+    let record = r#"{"dataType": "CVE_RECORD", "cveMetadata": {"cveId": "CVE-2099-0001", "state": "PUBLISHED"},
+        "containers": {"cna": {"affected": [{"vendor": "n/a", "product": "n/a", "versions": [{"version": "n/a", "status": "affected"}]}],
+        "descriptions": [{"lang": "en", "value": "A flaw in the frobnicator before 2.0."}]}}}"#;
+    fs::write(directory.path().join("CVE-2099-0001.json"), record).unwrap();
+    let store = feed::load_all(&[directory.path().to_path_buf()]).unwrap();
+
+    let report = Report::build(inventory::Inventory::default(), &store);
+    assert_eq!(report.unattributed.len(), 1);
+    assert!(
+        report.unattributed[0].starts_with("CVE-2099-0001 ("),
+        "{:?}",
+        report.unattributed
+    );
+    assert!(report
+        .to_table()
+        .contains("needs review, no product named: CVE-2099-0001"));
+}
+
+#[test]
+fn unknown_version_reported_as_unknown() {
+    // libssl.so.3 alone: no package database, no version string, and a
+    // file name with only the ABI major.
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("lib")).unwrap();
+    fs::write(root.path().join("lib/libssl.so.3"), minimal_elf(b"")).unwrap();
+    let report = scan_report(root.path(), &cve_feed());
+
+    let openssl = &report.libraries[0];
+    assert_eq!(openssl.library.name, "openssl");
+    assert_eq!(openssl.library.version, None);
+    assert!(!openssl.version_known);
+    assert_eq!(report.totals.unknown_versions, 1);
+    assert_eq!(report.totals.vulnerable_libraries, 0);
+    let finding =
+        finding(&openssl.findings, "CVE-2023-0286").expect("the advisory is listed for review");
+    assert_eq!(finding.status, FindingStatus::NeedsReview);
+    assert!(report.to_table().contains("unknown"));
+}
+
+#[test]
+fn invalid_elf_skipped_with_reason() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("lib")).unwrap();
+    fs::write(root.path().join("lib/libz.so.1.2.13"), minimal_elf(b"")).unwrap();
+    fs::write(root.path().join("lib/libbroken.so.1"), b"\x7fELF\x02\x01").unwrap();
+    let report = scan_report(root.path(), &FeedStore::new());
+
+    assert_eq!(
+        report.libraries.len(),
+        1,
+        "the good library is still listed"
+    );
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].path, "/lib/libbroken.so.1");
+    assert!(
+        report.skipped[0].reason.starts_with("invalid ELF file"),
+        "{}",
+        report.skipped[0].reason
+    );
+}
