@@ -43,3 +43,29 @@ pub fn lower(nice: i32, idle_io: bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowers_only_calling_thread() {
+        // SAFETY: getpriority and ioprio_get take plain integers.
+        let read = || unsafe {
+            let tid = libc::gettid();
+            let nice = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+            let class =
+                libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid) >> IOPRIO_CLASS_SHIFT;
+            (nice, class)
+        };
+        let before = read();
+        let inside = std::thread::spawn(move || {
+            lower(19, true);
+            read()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inside, (19, IOPRIO_CLASS_IDLE as i64));
+        assert_eq!(read(), before, "the calling test thread keeps its priority");
+    }
+}

@@ -605,3 +605,22 @@ fn invalid_elf_skipped_with_reason() {
         report.skipped[0].reason
     );
 }
+
+#[test]
+fn alpine_secdb_json_twin() {
+    // The live secdb feed is JSON with the YAML file's structure.
+    let yaml = fs::read(data("alpine-v3.11-main.yaml")).unwrap();
+    let value: serde_json::Value = serde_yaml::from_slice(&yaml).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("main.json");
+    fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+
+    let from_yaml = feed::load_file(&data("alpine-v3.11-main.yaml")).unwrap();
+    let from_json = feed::load_file(&path).unwrap();
+    assert!(from_yaml.len() > 100, "{} advisories", from_yaml.len());
+    assert_eq!(from_json.len(), from_yaml.len());
+    for (json, yaml) in from_json.iter().zip(&from_yaml) {
+        assert_eq!(json.id, yaml.id);
+        assert_eq!(json.affected, yaml.affected);
+    }
+}
