@@ -168,10 +168,38 @@ pub struct SkippedFile {
     pub reason: String,
 }
 
+/// The scanned system's distribution, from its os-release file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsRelease {
+    /// `ID`, lowercase: "debian", "alpine", "openwrt".
+    pub id: String,
+    /// `VERSION_ID`: "12", "3.18.4". Debian testing has none.
+    pub version_id: Option<String>,
+}
+
+impl OsRelease {
+    /// Reads /etc/os-release, or /usr/lib/os-release, under `root`.
+    pub fn read(root: &Path) -> Option<OsRelease> {
+        let text = ["etc/os-release", "usr/lib/os-release"]
+            .iter()
+            .find_map(|path| fs::read_to_string(resolve_in_root(root, path)?).ok())?;
+        let value = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .map(|value| value.trim().trim_matches(['"', '\'']).to_string())
+        };
+        Some(OsRelease {
+            id: value("ID")?.to_ascii_lowercase(),
+            version_id: value("VERSION_ID"),
+        })
+    }
+}
+
 /// The result of one inventory scan.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inventory {
     pub root: String,
+    pub os_release: Option<OsRelease>,
     pub package_databases: Vec<String>,
     pub libraries: Vec<Library>,
     pub skipped: Vec<SkippedFile>,
@@ -188,6 +216,7 @@ pub fn scan(options: &ScanOptions, cache: &mut FileCache) -> anyhow::Result<Inve
     let mut inventory = Inventory {
         root: options.root.display().to_string(),
         package_databases: packages.databases.clone(),
+        os_release: OsRelease::read(&options.root),
         ..Inventory::default()
     };
     for (path, problem) in &packages.problems {
@@ -200,7 +229,8 @@ pub fn scan(options: &ScanOptions, cache: &mut FileCache) -> anyhow::Result<Inve
     let mut seen = HashSet::new();
     let mut live_paths = HashSet::new();
     for directory in &options.directories {
-        let Some(start) = resolve_in_root(&options.root, directory) else {
+        let Some(start) = resolve_in_root(&options.root, directory).filter(|path| path.is_dir())
+        else {
             continue;
         };
         for entry in walkdir::WalkDir::new(&start)
@@ -476,23 +506,40 @@ pub fn file_name_version(file_name: &str) -> Option<(String, String)> {
     Some((captures[1].to_string(), captures[2].to_string()))
 }
 
-/// Resolves a directory inside the root, following a symlink at its last
+/// Returns where a symlink at `relative` points, relative to the root: an
+/// absolute target starts at the root, a relative one at the link's
+/// directory. `..` does not climb above the root.
+fn link_target_in_root(relative: &Path, target: &Path) -> Option<PathBuf> {
+    let joined = if target.is_absolute() {
+        target.strip_prefix("/").ok()?.to_path_buf()
+    } else {
+        relative.parent().unwrap_or(Path::new("")).join(target)
+    };
+    let mut normal = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::Normal(part) => normal.push(part),
+            _ => {}
+        }
+    }
+    Some(normal)
+}
+
+/// Resolves a path inside the root, following a symlink at its last
 /// component inside the root too (`/lib` → `usr/lib`), so an absolute link
 /// target in an unpacked image does not lead out to the host.
-fn resolve_in_root(root: &Path, directory: &str) -> Option<PathBuf> {
-    let mut relative = PathBuf::from(directory.trim_start_matches('/'));
+fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
+    let mut relative = PathBuf::from(path.trim_start_matches('/'));
     for _ in 0..40 {
         let path = root.join(&relative);
         let metadata = fs::symlink_metadata(&path).ok()?;
         if !metadata.file_type().is_symlink() {
-            return metadata.is_dir().then_some(path);
+            return Some(path);
         }
-        let target = fs::read_link(&path).ok()?;
-        relative = if target.is_absolute() {
-            target.strip_prefix("/").ok()?.to_path_buf()
-        } else {
-            relative.parent().unwrap_or(Path::new("")).join(target)
-        };
+        relative = link_target_in_root(&relative, &fs::read_link(&path).ok()?)?;
     }
     None
 }
@@ -507,6 +554,38 @@ fn display_in_root(root: &Path, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_release_through_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("usr/lib")).unwrap();
+        fs::create_dir_all(root.path().join("etc")).unwrap();
+        fs::write(
+            root.path().join("usr/lib/os-release"),
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nID=debian\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("../usr/lib/os-release", root.path().join("etc/os-release"))
+            .unwrap();
+
+        let release = OsRelease::read(root.path()).unwrap();
+        assert_eq!(release.id, "debian");
+        assert_eq!(release.version_id.as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn links_stay_inside_root() {
+        let link = |relative: &str, target: &str| {
+            link_target_in_root(Path::new(relative), Path::new(target)).unwrap()
+        };
+        assert_eq!(link("lib", "usr/lib"), PathBuf::from("usr/lib"));
+        assert_eq!(
+            link("etc/os-release", "../usr/lib/os-release"),
+            PathBuf::from("usr/lib/os-release")
+        );
+        assert_eq!(link("lib", "/usr/lib"), PathBuf::from("usr/lib"));
+        assert_eq!(link("lib", "../../../../usr/lib"), PathBuf::from("usr/lib"));
+    }
 
     #[test]
     fn versions_from_file_names() {

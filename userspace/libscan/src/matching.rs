@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::catalogue;
 use crate::feed::{Advisory, Affected, BranchFixes, Event, FeedFormat, Target, Versions};
-use crate::inventory::{Library, Source};
+use crate::inventory::{Library, OsRelease, Source};
 use crate::version::{self, Ecosystem};
 
 /// Whether an advisory applies.
@@ -52,11 +52,23 @@ struct Candidate<'a> {
 /// A version ordering, as one ecosystem or product defines it.
 type Comparator<'a> = Box<dyn Fn(&str, &str) -> Ordering + 'a>;
 
-/// Evaluates every advisory against one library.
+/// Evaluates every advisory against one library, applying distribution
+/// advisories whatever release they are for.
 pub fn findings_for(library: &Library, advisories: &[&Advisory]) -> Vec<Finding> {
+    findings_for_system(library, advisories, None)
+}
+
+/// Evaluates every advisory against one library of a system whose
+/// /etc/os-release is `system`. A distribution advisory for another
+/// distribution or release ("Debian:11" on Debian 12) does not apply.
+pub fn findings_for_system(
+    library: &Library,
+    advisories: &[&Advisory],
+    system: Option<&OsRelease>,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     for advisory in advisories {
-        if let Some(finding) = evaluate_advisory(library, advisory) {
+        if let Some(finding) = evaluate_advisory(library, advisory, system) {
             findings.push(finding);
         }
     }
@@ -68,7 +80,11 @@ pub fn findings_for(library: &Library, advisories: &[&Advisory]) -> Vec<Finding>
     findings
 }
 
-fn evaluate_advisory(library: &Library, advisory: &Advisory) -> Option<Finding> {
+fn evaluate_advisory(
+    library: &Library,
+    advisory: &Advisory,
+    system: Option<&OsRelease>,
+) -> Option<Finding> {
     let finding = |status,
                    reason: String,
                    candidate: Option<&Candidate<'_>>,
@@ -100,7 +116,8 @@ fn evaluate_advisory(library: &Library, advisory: &Advisory) -> Option<Finding> 
 
     let mut review = None;
     for affected in &advisory.affected {
-        if !target_applies(library, &affected.target) {
+        if !target_applies(library, &affected.target) || !release_applies(system, &affected.target)
+        {
             continue;
         }
         let Some(candidate) = candidate_for(library, &affected.target) else {
@@ -154,6 +171,30 @@ fn backport_note(library: &Library, target: &Target) -> Option<String> {
         package.name,
         package.version
     ))
+}
+
+/// Returns false when a distribution advisory is for another distribution
+/// or release than the scanned system's. Without os-release data, or for
+/// upstream advisories, it returns true.
+fn release_applies(system: Option<&OsRelease>, target: &Target) -> bool {
+    let (Some(system), Target::Package { distribution, .. }) = (system, target) else {
+        return true;
+    };
+    // "Debian:12", "Ubuntu:22.04:LTS", "Alpine:v3.18", "Alpine v3.11/main".
+    let mut parts = distribution.split([':', ' ', '/']);
+    let family = parts.next().unwrap_or("").to_ascii_lowercase();
+    let Some(release) = parts.next().filter(|release| !release.is_empty()) else {
+        return true;
+    };
+    if family != system.id {
+        return false;
+    }
+    let Some(version_id) = system.version_id.as_deref() else {
+        return true;
+    };
+    // Alpine names branches "v3.18", and its os-release has VERSION_ID "3.18.4".
+    let release = release.trim_start_matches('v');
+    version_id == release || version_id.starts_with(&format!("{release}."))
 }
 
 /// Returns true when an affected entry names this library.
@@ -479,6 +520,41 @@ mod tests {
             first_fix_above(&two_branches, "2.0.1", &compare).as_deref(),
             Some("2.0.5")
         );
+    }
+
+    #[test]
+    fn release_must_match_system() {
+        let debian = OsRelease {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+        };
+        let alpine = OsRelease {
+            id: "alpine".into(),
+            version_id: Some("3.11.6".into()),
+        };
+        let target = |distribution: &str| Target::Package {
+            ecosystem: Ecosystem::Debian,
+            distribution: distribution.into(),
+            name: "zlib".into(),
+        };
+        assert!(release_applies(Some(&debian), &target("Debian:12")));
+        assert!(!release_applies(Some(&debian), &target("Debian:11")));
+        assert!(!release_applies(Some(&debian), &target("Ubuntu:22.04:LTS")));
+        assert!(release_applies(Some(&debian), &target("Debian")));
+        assert!(release_applies(None, &target("Debian:11")));
+        assert!(release_applies(Some(&alpine), &target("Alpine v3.11/main")));
+        assert!(release_applies(Some(&alpine), &target("Alpine:v3.11")));
+        assert!(!release_applies(Some(&alpine), &target("Alpine:v3.1")));
+        assert!(!release_applies(
+            Some(&alpine),
+            &target("Alpine v3.12/main")
+        ));
+        assert!(release_applies(
+            Some(&debian),
+            &Target::Product {
+                name: "zlib".into()
+            }
+        ));
     }
 
     #[test]

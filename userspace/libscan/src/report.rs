@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::feed::{Advisory, FeedStore};
-use crate::inventory::{Inventory, Library, SkippedFile};
+use crate::inventory::{Inventory, Library, OsRelease, SkippedFile};
 use crate::matching::{self, Finding, FindingStatus};
 
 /// One library and what applies to it.
@@ -41,6 +41,7 @@ pub struct Totals {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub root: String,
+    pub os_release: Option<OsRelease>,
     pub package_databases: Vec<String>,
     pub feeds: Vec<FeedSummary>,
     pub libraries: Vec<LibraryReport>,
@@ -70,7 +71,8 @@ impl Report {
         let mut totals = Totals::default();
         let mut libraries = Vec::new();
         for library in inventory.libraries {
-            let findings = matching::findings_for(&library, &advisories);
+            let findings =
+                matching::findings_for_system(&library, &advisories, inventory.os_release.as_ref());
             let version_known = library.version.is_some();
             let affected = findings
                 .iter()
@@ -90,6 +92,7 @@ impl Report {
         }
         Report {
             root: inventory.root,
+            os_release: inventory.os_release,
             package_databases: inventory.package_databases,
             feeds: feeds
                 .summary()

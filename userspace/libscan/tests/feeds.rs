@@ -624,3 +624,50 @@ fn alpine_secdb_json_twin() {
         assert_eq!(json.affected, yaml.affected);
     }
 }
+
+#[test]
+fn osv_release_must_match_system() {
+    let directory = tempfile::tempdir().unwrap();
+    fs::write(directory.path().join("zlib-12.json"), OSV_ZLIB).unwrap();
+    fs::write(
+        directory.path().join("zlib-11.json"),
+        OSV_ZLIB
+            .replace("DEBIAN-CVE-2022-37434", "OLD-1")
+            .replace("Debian:12", "Debian:11"),
+    )
+    .unwrap();
+    let store = feed::load_all(&[directory.path().to_path_buf()]).unwrap();
+
+    let root = tempfile::tempdir().unwrap();
+    for path in ["etc", "usr/lib", "var/lib/dpkg/info"] {
+        fs::create_dir_all(root.path().join(path)).unwrap();
+    }
+    fs::write(
+        root.path().join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\n",
+    )
+    .unwrap();
+    fs::write(
+        root.path().join("var/lib/dpkg/status"),
+        "Package: zlib1g\nStatus: install ok installed\nSource: zlib\nVersion: 1:1.2.11.dfsg-2\n",
+    )
+    .unwrap();
+    fs::write(
+        root.path().join("var/lib/dpkg/info/zlib1g.list"),
+        "/usr/lib/libz.so.1.2.11\n",
+    )
+    .unwrap();
+    fs::write(root.path().join("usr/lib/libz.so.1.2.11"), minimal_elf(b"")).unwrap();
+
+    let mut options = ScanOptions::new(root.path());
+    options.directories = vec!["/usr/lib".into()];
+    let report = Report::build(
+        inventory::scan(&options, &mut FileCache::new()).unwrap(),
+        &store,
+    );
+    assert_eq!(
+        affected_ids(&report, "zlib"),
+        vec!["DEBIAN-CVE-2022-37434"],
+        "only the Debian 12 record applies"
+    );
+}
