@@ -280,6 +280,52 @@ mod tests {
     }
 
     #[test]
+    fn scan_request_runs_before_schedule() {
+        let directory = tempfile::tempdir().unwrap();
+        let root = directory.path().join("root");
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(
+            root.join("usr/lib/libdemo.so.4.5"),
+            crate::elf::minimal_elf(b""),
+        )
+        .unwrap();
+        // A fresh report puts the first scheduled scan a day away.
+        let report_file = directory.path().join("report.json");
+        std::fs::write(&report_file, "{}").unwrap();
+        let config = Config {
+            root,
+            feeds: Vec::new(),
+            cache_file: directory.path().join("cache.json"),
+            report_file: report_file.clone(),
+            nice: 0,
+            idle_io: false,
+            ..Config::default()
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let collector = spawn(config, Arc::clone(&stop)).unwrap();
+
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            std::fs::read_to_string(&report_file).unwrap(),
+            "{}",
+            "no scan before the request"
+        );
+        collector.request_scan();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::fs::read_to_string(&report_file).unwrap() == "{}"
+            && std::time::Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::Relaxed);
+        collector.join();
+
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+        assert_eq!(report["libraries"][0]["version"], "4.5");
+    }
+
+    #[test]
     fn collector_writes_report_and_stops() {
         let directory = tempfile::tempdir().unwrap();
         let root = directory.path().join("root");

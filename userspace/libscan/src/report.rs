@@ -196,13 +196,18 @@ fn row(report: &LibraryReport, matched: bool) -> [String; 6] {
         .filter(|f| f.status == FindingStatus::Affected)
         .count();
     let review = report.findings.len() - affected;
-    let status = match (report.version_known, affected, review) {
-        (false, _, _) if report.findings.is_empty() => "version unknown".to_string(),
-        _ if !matched => "-".to_string(),
-        (_, 0, 0) => "no known advisory".to_string(),
-        (_, 0, review) => format!("{review} to review"),
-        (_, affected, 0) => format!("{affected} affected"),
-        (_, affected, review) => format!("{affected} affected, {review} to review"),
+    let counts = match (affected, review) {
+        _ if !matched => String::new(),
+        (0, 0) => "no known advisory".to_string(),
+        (0, review) => format!("{review} to review"),
+        (affected, 0) => format!("{affected} affected"),
+        (affected, review) => format!("{affected} affected, {review} to review"),
+    };
+    let status = match (report.version_known, counts.is_empty()) {
+        (false, true) => "version unknown".to_string(),
+        (false, false) => format!("version unknown, {counts}"),
+        (true, true) => "-".to_string(),
+        (true, false) => counts,
     };
     [
         library.name.clone(),

@@ -195,17 +195,20 @@ pub fn feed_files(path: &Path) -> Result<Vec<PathBuf>, FeedError> {
 
 /// Reads every advisory in one feed file.
 pub fn load_file(path: &Path) -> Result<Vec<Advisory>, FeedError> {
-    let data = fs::read(path)
-        .map_err(|error| FeedError::new(path, "", format!("failed to read: {error}")))?;
+    let read_error =
+        |error: std::io::Error| FeedError::new(path, "", format!("failed to read: {error}"));
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     let origin = path.display().to_string();
 
+    // A distribution's OSV zip runs to tens of megabytes, so it is read
+    // entry by entry instead of whole.
     if name.ends_with(".zip") {
-        return load_zip(path, &data);
+        return load_zip(path, fs::File::open(path).map_err(read_error)?);
     }
+    let data = fs::read(path).map_err(read_error)?;
     if name.ends_with(".yaml") || name.ends_with(".yml") {
         return alpine::parse_yaml(&data, &origin)
             .map_err(|(position, message)| FeedError::new(path, position, message));
@@ -252,8 +255,8 @@ fn load_json(
     result.map_err(|error| FeedError::from_json(path, prefix, &error))
 }
 
-fn load_zip(path: &Path, data: &[u8]) -> Result<Vec<Advisory>, FeedError> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data))
+fn load_zip(path: &Path, file: fs::File) -> Result<Vec<Advisory>, FeedError> {
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|error| FeedError::new(path, "", format!("invalid zip archive: {error}")))?;
     let mut advisories = Vec::new();
     for index in 0..archive.len() {
