@@ -142,3 +142,42 @@ impl FileCache {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analysis() -> FileAnalysis {
+        FileAnalysis {
+            elf: None,
+            embedded: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn saved_cache_loads_back() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("file");
+        fs::write(&file, b"data").unwrap();
+        let stamp = FileStamp::of(&fs::metadata(&file).unwrap());
+
+        let mut cache = FileCache::new();
+        cache.insert(file.clone(), stamp.clone(), analysis());
+        let path = directory.path().join("state/cache.json");
+        cache.save(&path).unwrap();
+
+        let loaded = FileCache::load(&path);
+        assert_eq!(loaded.get(&file, &stamp), Some(&analysis()));
+        let changed = FileStamp { size: 5, ..stamp };
+        assert_eq!(loaded.get(&file, &changed), None, "a new size misses");
+    }
+
+    #[test]
+    fn corrupt_cache_starts_empty() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("cache.json");
+        fs::write(&path, b"{\"format\": 1, \"entries\": {").unwrap();
+        assert!(FileCache::load(&path).is_empty());
+        assert!(FileCache::load(&directory.path().join("missing.json")).is_empty());
+    }
+}
