@@ -37,7 +37,7 @@ impl FileStamp {
     }
 }
 
-/// What a scan learns from reading one file.
+/// Facts a scan reads from one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileAnalysis {
     /// `None` for a file that is not ELF.
@@ -94,7 +94,7 @@ impl FileCache {
         self.entries.is_empty()
     }
 
-    /// Loads a cache file. A missing file gives an empty cache; an
+    /// Loads a cache file. A missing file gives an empty cache. An
     /// unreadable or invalid one is logged and replaced by an empty cache,
     /// because the cache only saves work and a full scan rebuilds it.
     pub fn load(path: &Path) -> FileCache {
