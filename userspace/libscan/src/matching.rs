@@ -2,6 +2,7 @@
 //! each library, from which version and source, and why.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -51,6 +52,61 @@ struct Candidate<'a> {
 
 /// A version ordering, as one ecosystem or product defines it.
 type Comparator<'a> = Box<dyn Fn(&str, &str) -> Ordering + 'a>;
+
+/// Advisories grouped by the names they can match, so a library is only
+/// evaluated against advisories that name it, its package or its source
+/// package. A distribution's feed has tens of thousands of records.
+pub struct AdvisoryIndex<'a> {
+    by_name: HashMap<String, Vec<(usize, &'a Advisory)>>,
+}
+
+impl<'a> AdvisoryIndex<'a> {
+    pub fn new(advisories: &[&'a Advisory]) -> AdvisoryIndex<'a> {
+        let mut by_name: HashMap<String, Vec<(usize, &'a Advisory)>> = HashMap::new();
+        for (position, advisory) in advisories.iter().enumerate() {
+            let mut names: Vec<String> = advisory.mentioned_products.clone();
+            for affected in &advisory.affected {
+                names.push(match &affected.target {
+                    Target::Package { name, .. } => name.clone(),
+                    Target::Product { name } => index_name(name),
+                });
+            }
+            names.sort();
+            names.dedup();
+            for name in names {
+                by_name.entry(name).or_default().push((position, advisory));
+            }
+        }
+        AdvisoryIndex { by_name }
+    }
+
+    /// Returns the advisories that can apply to `library`, in feed order.
+    pub fn candidates(&self, library: &Library) -> Vec<&'a Advisory> {
+        let mut names = vec![index_name(&library.name)];
+        for source in &library.sources {
+            names.push(source.name.clone());
+            names.extend(source.package_source.clone());
+        }
+        let mut found: Vec<(usize, &'a Advisory)> = names
+            .iter()
+            .filter_map(|name| self.by_name.get(name))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_by_key(|(position, _)| *position);
+        found.dedup_by_key(|(position, _)| *position);
+        found.into_iter().map(|(_, advisory)| advisory).collect()
+    }
+}
+
+/// The key a product name is indexed under: the catalogue's name for a
+/// known product ("OpenSSL", "libssl" → "openssl"), else the lowercase name.
+fn index_name(name: &str) -> String {
+    match catalogue::by_name(name) {
+        Some(product) => product.name.to_string(),
+        None => name.to_ascii_lowercase(),
+    }
+}
 
 /// Evaluates every advisory against one library, applying distribution
 /// advisories whatever release they are for.
@@ -520,6 +576,69 @@ mod tests {
             first_fix_above(&two_branches, "2.0.1", &compare).as_deref(),
             Some("2.0.5")
         );
+    }
+
+    #[test]
+    fn index_finds_by_product_and_package() {
+        let advisory = |id: &str, target: Target| Advisory {
+            id: id.into(),
+            aliases: Vec::new(),
+            format: FeedFormat::Osv,
+            origin: String::new(),
+            summary: None,
+            severity: None,
+            affected: vec![Affected {
+                target,
+                versions: Vec::new(),
+                unaffected: Vec::new(),
+            }],
+            mentioned_products: Vec::new(),
+        };
+        let upstream = advisory(
+            "A",
+            Target::Product {
+                name: "OpenSSL".into(),
+            },
+        );
+        let debian = advisory(
+            "B",
+            Target::Package {
+                ecosystem: Ecosystem::Debian,
+                distribution: "Debian:12".into(),
+                name: "openssl".into(),
+            },
+        );
+        let other = advisory(
+            "C",
+            Target::Product {
+                name: "zlib".into(),
+            },
+        );
+        let all = [&upstream, &debian, &other];
+        let index = AdvisoryIndex::new(&all);
+
+        let library = Library {
+            path: "/usr/lib/libssl.so.3".into(),
+            soname: None,
+            architecture: "x86_64".into(),
+            kind: crate::elf::ElfKind::SharedLibrary,
+            name: "openssl".into(),
+            version: None,
+            version_from: None,
+            sources: vec![crate::inventory::VersionSource {
+                source: Source::Dpkg,
+                name: "libssl3".into(),
+                version: "3.0.11-1".into(),
+                package_source: Some("openssl".into()),
+                evidence: None,
+            }],
+        };
+        let ids: Vec<&str> = index
+            .candidates(&library)
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["A", "B"]);
     }
 
     #[test]

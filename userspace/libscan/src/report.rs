@@ -70,9 +70,11 @@ impl Report {
             .collect();
         let mut totals = Totals::default();
         let mut libraries = Vec::new();
+        let index = matching::AdvisoryIndex::new(&advisories);
         for library in inventory.libraries {
+            let candidates = index.candidates(&library);
             let findings =
-                matching::findings_for_system(&library, &advisories, inventory.os_release.as_ref());
+                matching::findings_for_system(&library, &candidates, inventory.os_release.as_ref());
             let version_known = library.version.is_some();
             let affected = findings
                 .iter()

@@ -330,7 +330,7 @@ impl FeedStore {
     /// Returns the files that failed; files that vanished are dropped.
     pub fn refresh(&mut self, paths: &[PathBuf]) -> Vec<FeedError> {
         let mut errors = Vec::new();
-        let mut present = Vec::new();
+        let mut present = std::collections::BTreeSet::new();
         let mut failed_listings = Vec::new();
         for path in paths {
             match feed_files(path) {
