@@ -28,7 +28,7 @@ pub struct Product {
     pub compare: fn(&str, &str) -> Ordering,
 }
 
-/// The products this crate knows how to recognise.
+/// The products this crate recognises.
 pub static PRODUCTS: &[Product] = &[
     Product {
         name: "openssl",

@@ -99,7 +99,7 @@ impl<'a> AdvisoryIndex<'a> {
     }
 }
 
-/// The key a product name is indexed under: the catalogue's name for a
+/// Returns the key a product name is indexed under: the catalogue's name for a
 /// known product ("OpenSSL", "libssl" → "openssl"), else the lowercase name.
 fn index_name(name: &str) -> String {
     match catalogue::by_name(name) {

@@ -57,7 +57,7 @@ fn split_debian(version: &str) -> (u64, &str, &str) {
     }
 }
 
-/// The weight dpkg gives a character in the non-digit parts: `~` before the
+/// Returns the weight dpkg gives a character in the non-digit parts: `~` before the
 /// end of the string, the end before letters, letters before other symbols.
 fn debian_char_order(c: Option<u8>) -> i32 {
     match c {

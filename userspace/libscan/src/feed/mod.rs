@@ -40,7 +40,7 @@ impl FeedFormat {
     }
 }
 
-/// What an affected entry applies to.
+/// Package or product an affected entry applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Target {
@@ -65,12 +65,12 @@ pub enum Event {
     Fixed(String),
     /// Last affected version; later ones are not affected.
     LastAffected(String),
-    /// Upper bound beyond which the range says nothing.
+    /// Upper bound beyond which the range makes no statement.
     Limit(String),
 }
 
-/// How Alpine secdb fixes combine: a package version is affected while it
-/// is below the highest fix, unless a fix for its own upstream release (a
+/// Alpine secdb fixes for one id. A package version is affected while it is
+/// below the highest fix, unless a fix for its own upstream release (a
 /// backport to an older branch) is at or below it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BranchFixes {
@@ -87,8 +87,8 @@ pub enum Versions {
     Exact { versions: Vec<String> },
     /// Alpine secdb fixed versions.
     Fixes(BranchFixes),
-    /// The record gives no range a program can evaluate; the text says what
-    /// it gave instead.
+    /// The record gives no range a program can evaluate. The reason names
+    /// what it gave instead.
     NeedsReview { reason: String },
 }
 
@@ -374,7 +374,7 @@ impl FeedStore {
         errors
     }
 
-    /// Every advisory currently in use.
+    /// Returns every advisory currently in use.
     pub fn advisories(&self) -> impl Iterator<Item = &Advisory> {
         self.files
             .values()

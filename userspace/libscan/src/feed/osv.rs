@@ -66,7 +66,7 @@ enum RangeEvent {
     Limit(String),
 }
 
-/// The `severity` string a `database_specific` or `ecosystem_specific`
+/// Returns the `severity` string a `database_specific` or `ecosystem_specific`
 /// object carries (GitHub and Ubuntu records use one).
 fn text_severity(value: &Option<serde_json::Value>) -> Option<String> {
     let value = value.as_ref()?.get("severity")?;
