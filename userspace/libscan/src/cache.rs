@@ -59,7 +59,7 @@ pub struct FileCache {
     entries: HashMap<PathBuf, Entry>,
 }
 
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 impl FileCache {
     pub fn new() -> FileCache {
@@ -176,7 +176,7 @@ mod tests {
     fn corrupt_cache_starts_empty() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("cache.json");
-        fs::write(&path, b"{\"format\": 1, \"entries\": {").unwrap();
+        fs::write(&path, b"{\"format\": 2, \"entries\": {").unwrap();
         assert!(FileCache::load(&path).is_empty());
         assert!(FileCache::load(&directory.path().join("missing.json")).is_empty());
     }

@@ -22,6 +22,9 @@ pub struct ElfInfo {
     pub kind: ElfKind,
     pub soname: Option<String>,
     pub architecture: String,
+    /// DT_NEEDED entries: the libraries the file loads at run time.
+    #[serde(default)]
+    pub needed: Vec<String>,
 }
 
 /// Returns true when the bytes start with the ELF magic number.
@@ -48,7 +51,7 @@ fn parse_class<H: FileHeader<Endian = Endianness>>(
     let endian = file.endian();
     let architecture = format!("{:?}", file.architecture()).to_ascii_lowercase();
 
-    let soname = read_soname(&file, endian, data)?;
+    let (soname, needed) = read_dynamic(&file, endian, data)?;
     // libc.so.6 is both a library and runnable, and PIE programs (static
     // ones without an interpreter too) are ET_DYN like libraries: a SONAME
     // or a .so name decides for a library.
@@ -61,26 +64,36 @@ fn parse_class<H: FileHeader<Endian = Endianness>>(
         kind,
         soname,
         architecture,
+        needed,
     })
 }
 
-fn read_soname<H: FileHeader<Endian = Endianness>>(
+/// Reads the SONAME and the DT_NEEDED names from the dynamic section. A
+/// statically linked file has neither.
+fn read_dynamic<H: FileHeader<Endian = Endianness>>(
     file: &ElfFile<'_, H>,
     endian: Endianness,
     data: &[u8],
-) -> Result<Option<String>, object::read::Error> {
+) -> Result<(Option<String>, Vec<String>), object::read::Error> {
     let sections = file.elf_section_table();
     let Some((entries, link)) = sections.dynamic(endian, data)? else {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
     let strings = sections.strings(endian, data, link)?;
+    let mut soname = None;
+    let mut needed = Vec::new();
     for entry in entries {
-        if entry.tag32(endian) == Some(elf::DT_SONAME) {
-            let name = entry.string(endian, strings)?;
-            return Ok(Some(String::from_utf8_lossy(name).into_owned()));
+        let tag = entry.tag32(endian);
+        if tag == Some(elf::DT_SONAME) || tag == Some(elf::DT_NEEDED) {
+            let name = String::from_utf8_lossy(entry.string(endian, strings)?).into_owned();
+            if tag == Some(elf::DT_SONAME) {
+                soname = Some(name);
+            } else {
+                needed.push(name);
+            }
         }
     }
-    Ok(None)
+    Ok((soname, needed))
 }
 
 /// Builds the smallest ELF file `parse` accepts: a 64-bit little-endian

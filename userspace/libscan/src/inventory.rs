@@ -390,23 +390,32 @@ fn describe_file(
     let own_product = catalogue::by_file_name(file_name)
         .or_else(|| info.soname.as_deref().and_then(catalogue::by_file_name))
         .map(|product| product.name);
-    let is_known = own_product.is_some() || !embedded.is_empty();
-    let listed = match info.kind {
+    // A file that loads a product at run time often carries that product's
+    // header version as a constant (libssh logs OPENSSL_VERSION_TEXT). The
+    // code in use is the loaded library's, so such strings are dropped.
+    let embedded: Vec<&EmbeddedVersion> = embedded
+        .iter()
+        .filter(|found| {
+            own_product == Some(found.product.as_str()) || !loads_product(info, &found.product)
+        })
+        .collect();
+
+    // Shared libraries are always listed. A program is listed when it is a
+    // known product, or when all programs are requested; a program that only
+    // embeds known products is listed through those products.
+    let list_own = match info.kind {
         ElfKind::SharedLibrary => true,
-        _ => executables == Executables::All || (executables == Executables::Known && is_known),
+        _ => {
+            executables == Executables::All
+                || (executables == Executables::Known && own_product.is_some())
+        }
     };
-    if !listed {
+    if executables == Executables::None && info.kind != ElfKind::SharedLibrary {
         return Vec::new();
     }
 
     let own_name = own_product
         .map(str::to_string)
-        .or_else(|| {
-            embedded
-                .first()
-                .map(|found| found.product.clone())
-                .filter(|_| embedded.len() == 1)
-        })
         .unwrap_or_else(|| name_stem(info.soname.as_deref().unwrap_or(file_name)));
 
     let mut own = Library {
@@ -457,12 +466,22 @@ fn describe_file(
         });
     }
 
-    let mut libraries = vec![own];
+    let mut libraries = Vec::new();
+    if list_own {
+        libraries.push(own);
+    }
     libraries.extend(others);
     for library in &mut libraries {
         choose_version(library);
     }
     libraries
+}
+
+/// Returns true when the file names a library of `product` in DT_NEEDED.
+fn loads_product(info: &elf::ElfInfo, product: &str) -> bool {
+    info.needed
+        .iter()
+        .any(|needed| catalogue::by_file_name(needed).is_some_and(|found| found.name == product))
 }
 
 /// Picks the winning version: package database, then binary string, then
@@ -606,7 +625,62 @@ mod tests {
             kind,
             soname: soname.map(str::to_string),
             architecture: "x86_64".into(),
+            needed: Vec::new(),
         }
+    }
+
+    fn openssl_string() -> EmbeddedVersion {
+        EmbeddedVersion {
+            product: "openssl".into(),
+            version: "3.0.22".into(),
+            evidence: "OpenSSL 3.0.22 1 Jul 2025".into(),
+        }
+    }
+
+    #[test]
+    fn header_version_of_loaded_library_dropped() {
+        let mut libssh = info(ElfKind::SharedLibrary, Some("libssh.so.4"));
+        libssh.needed = vec!["libcrypto.so.3".into(), "libc.so.6".into()];
+        let libraries = describe_file(
+            "/usr/lib/libssh.so.4.9.6",
+            "libssh.so.4.9.6",
+            &libssh,
+            None,
+            &[openssl_string()],
+            Executables::Known,
+        );
+        assert_eq!(libraries.len(), 1);
+        assert_eq!(libraries[0].name, "libssh");
+        assert_eq!(libraries[0].source(Source::BinaryString), None);
+        assert_eq!(libraries[0].version.as_deref(), Some("4.9.6"));
+    }
+
+    #[test]
+    fn program_listed_through_embedded_products() {
+        let node = info(ElfKind::Executable, None);
+        let libraries = describe_file(
+            "/usr/bin/node",
+            "node",
+            &node,
+            None,
+            &[openssl_string()],
+            Executables::Known,
+        );
+        let names: Vec<&str> = libraries.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, vec!["openssl"]);
+        assert_eq!(libraries[0].version.as_deref(), Some("3.0.22"));
+        assert_eq!(libraries[0].path, "/usr/bin/node");
+
+        let libraries = describe_file(
+            "/usr/bin/node",
+            "node",
+            &node,
+            None,
+            &[openssl_string()],
+            Executables::All,
+        );
+        let names: Vec<&str> = libraries.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, vec!["node", "openssl"]);
     }
 
     #[test]
