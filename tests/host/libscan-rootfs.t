@@ -77,23 +77,31 @@ check "busybox version string agrees with dpkg busybox" binary_matches_dpkg /usr
 check "libexpat version string agrees with dpkg libexpat1" binary_matches_dpkg /libexpat.so.1.8.10 libexpat1
 check "libsqlite3 version string agrees with dpkg libsqlite3-0" binary_matches_dpkg /libsqlite3.so.0.8.6 libsqlite3-0
 
-# musl is not in the bookworm root; Debian's musl package on this machine
-# gives a real musl libc to read.
-musl_matches_dpkg() {
-	local expected actual
-	expected=$(dpkg-query -W -f='${Version}' musl) || return 1
+# musl, Dropbear and OpenSSH are not in the bookworm root; Debian packages
+# on this machine give real binaries to read.
+# host_binary_matches_dpkg FILE PATH-IN-ROOT PACKAGE
+host_binary_matches_dpkg() {
+	local file=$1 installed=$2 package=$3 expected actual
+	expected=$(dpkg-query -W -f='${Version}' "$package") || return 1
+	expected=${expected#*:}
 	expected=${expected%-*}
-	mkdir -p "$work/musl/lib"
-	cp /lib/x86_64-linux-musl/libc.so "$work/musl/lib/ld-musl-x86_64.so.1" || return 1
-	actual=$("$scanner" inventory --root "$work/musl" --directory /lib --json |
+	rm -rf "$work/host"
+	mkdir -p "$work/host/$(dirname "$installed")"
+	cp "$file" "$work/host/$installed" || return 1
+	actual=$("$scanner" inventory --root "$work/host" --directory "$(dirname "$installed")" --json |
 		jq -r '.[0].sources[] | select(.source == "binary-string") | .version')
 	[ -n "$actual" ] && [ "$actual" = "$expected" ] || {
-		echo "# musl: binary string '$actual', dpkg-query musl '$expected'"
+		echo "# $file: binary string '$actual', dpkg-query $package '$expected'"
 		return 1
 	}
 }
 
-check "musl libc version string agrees with dpkg musl" musl_matches_dpkg
+check "musl libc version string agrees with dpkg musl" \
+	host_binary_matches_dpkg /lib/x86_64-linux-musl/libc.so /lib/ld-musl-x86_64.so.1 musl
+check "dropbear version string agrees with dpkg dropbear-bin" \
+	host_binary_matches_dpkg /usr/sbin/dropbear /usr/sbin/dropbear dropbear-bin
+check "ssh version string agrees with dpkg openssh-client" \
+	host_binary_matches_dpkg /usr/bin/ssh /usr/bin/ssh openssh-client
 
 listed_with_dpkg_version() {
 	local suffix=$1 name=$2 package=$3 expected
