@@ -390,21 +390,42 @@ impl FeedStore {
     }
 }
 
-/// Loads every feed file under `paths` at once, failing on the first
-/// invalid one: the behaviour a one-shot command wants.
+/// Loads every feed file under `paths` at once and fails on the first
+/// invalid one, as a one-shot command wants. A directory without feed files
+/// is an error too, because a scan against no advisories would report every
+/// library as clean.
 pub fn load_all(paths: &[PathBuf]) -> Result<FeedStore, FeedError> {
     let mut store = FeedStore::new();
     let mut errors = store.refresh(paths);
-    if errors.is_empty() {
-        Ok(store)
-    } else {
-        Err(errors.remove(0))
+    if !errors.is_empty() {
+        return Err(errors.remove(0));
     }
+    for path in paths {
+        if !store.files.keys().any(|file| file.starts_with(path)) {
+            return Err(FeedError::new(
+                path,
+                "",
+                "no feed files (.json, .yaml, .yml, .zip) found",
+            ));
+        }
+    }
+    Ok(store)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_feed_directory_rejected() {
+        let directory = tempfile::tempdir().unwrap();
+        fs::write(directory.path().join("README.md"), "not a feed").unwrap();
+        let error = load_all(&[directory.path().to_path_buf()])
+            .err()
+            .expect("an empty directory is an error");
+        assert_eq!(error.file, directory.path().display().to_string());
+        assert!(error.message.starts_with("no feed files"), "{error}");
+    }
 
     #[test]
     fn products_named_as_words() {
