@@ -401,7 +401,7 @@ fn describe_file(
         .collect();
 
     // Shared libraries are always listed. A program is listed when it is a
-    // known product, or when all programs are requested; a program that only
+    // known product, or when all programs are requested. A program that only
     // embeds known products is listed through those products.
     let list_own = match info.kind {
         ElfKind::SharedLibrary => true,
