@@ -209,34 +209,91 @@ pub struct EmbeddedVersion {
 /// Finds the version strings of well-known products inside a file's bytes.
 /// A statically linked program may carry several.
 pub fn find_embedded_versions(data: &[u8]) -> Vec<EmbeddedVersion> {
-    let mut found = Vec::new();
-    for (product, pattern) in PRODUCTS.iter().zip(patterns()) {
-        let Some(pattern) = pattern else { continue };
-        if let Some(marker) = product.marker {
-            if memchr_find(data, marker).is_none() {
-                continue;
-            }
-        }
-        if let Some(captures) = pattern.captures(data) {
-            let version = String::from_utf8_lossy(&captures[1]).into_owned();
-            let evidence = String::from_utf8_lossy(&captures[0])
-                .trim_matches('\0')
-                .trim()
-                .to_string();
-            found.push(EmbeddedVersion {
-                product: product.name.to_string(),
-                version,
-                evidence,
-            });
-        }
-    }
-    found
+    let mut scanner = VersionScanner::new();
+    scanner.feed(data);
+    scanner.finish()
 }
 
-fn memchr_find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+/// Bytes of one chunk kept for the next, so a string split between two
+/// chunks is still found. Every version string this catalogue matches is
+/// far shorter.
+const OVERLAP: usize = 512;
+
+/// Searches a file for version strings chunk by chunk, so memory stays at
+/// one chunk whatever the file's size.
+pub struct VersionScanner {
+    /// First match per product, in the order of [`PRODUCTS`].
+    found: Vec<Option<EmbeddedVersion>>,
+    marker_seen: Vec<bool>,
+    tail: Vec<u8>,
+}
+
+impl Default for VersionScanner {
+    fn default() -> VersionScanner {
+        VersionScanner::new()
+    }
+}
+
+impl VersionScanner {
+    pub fn new() -> VersionScanner {
+        VersionScanner {
+            found: vec![None; PRODUCTS.len()],
+            marker_seen: vec![false; PRODUCTS.len()],
+            tail: Vec::new(),
+        }
+    }
+
+    /// Searches the next chunk of the file.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut window = std::mem::take(&mut self.tail);
+        window.extend_from_slice(chunk);
+
+        for (index, (product, pattern)) in PRODUCTS.iter().zip(patterns()).enumerate() {
+            let Some(pattern) = pattern else { continue };
+            if let Some(marker) = product.marker {
+                if !self.marker_seen[index] && contains(&window, marker) {
+                    self.marker_seen[index] = true;
+                }
+            }
+            if self.found[index].is_some() {
+                continue;
+            }
+            if let Some(captures) = pattern.captures(&window) {
+                let version = String::from_utf8_lossy(&captures[1]).into_owned();
+                let evidence = String::from_utf8_lossy(&captures[0])
+                    .trim_matches('\0')
+                    .trim()
+                    .to_string();
+                self.found[index] = Some(EmbeddedVersion {
+                    product: product.name.to_string(),
+                    version,
+                    evidence,
+                });
+            }
+        }
+
+        let keep = window.len().min(OVERLAP);
+        self.tail = window.split_off(window.len() - keep);
+    }
+
+    /// Returns the versions found. A product with a marker counts only when
+    /// the marker appeared somewhere in the file.
+    pub fn finish(self) -> Vec<EmbeddedVersion> {
+        let mut found = Vec::new();
+        for (index, (product, version)) in PRODUCTS.iter().zip(self.found).enumerate() {
+            let trusted = product.marker.is_none() || self.marker_seen[index];
+            if let Some(version) = version.filter(|_| trusted) {
+                found.push(version);
+            }
+        }
+        found
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
-        .position(|window| window == needle)
+        .any(|window| window == needle)
 }
 
 #[cfg(test)]
@@ -294,6 +351,27 @@ mod tests {
             assert_eq!(found[0].product, *product);
             assert_eq!(found[0].version, *version);
         }
+    }
+
+    #[test]
+    fn strings_split_between_chunks() {
+        let data = b"padding deflate 1.2.13 Copyright more \0musl libc\0 and later \x001.2.4\0 end"
+            .to_vec();
+        for split in 0..data.len() {
+            let mut scanner = VersionScanner::new();
+            scanner.feed(&data[..split]);
+            scanner.feed(&data[split..]);
+            let found = scanner.finish();
+            let products: Vec<&str> = found.iter().map(|f| f.product.as_str()).collect();
+            assert_eq!(products, vec!["zlib", "musl"], "split at {split}");
+        }
+
+        // The marker in the first chunk, the version several chunks later.
+        let mut scanner = VersionScanner::new();
+        scanner.feed(b"SQLite format 3");
+        scanner.feed(&[b'x'; 4096]);
+        scanner.feed(b"\x003.40.1\0");
+        assert_eq!(scanner.finish()[0].version, "3.40.1");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use object::elf;
 use object::read::elf::{Dyn, ElfFile, FileHeader};
-use object::{Endianness, Object};
+use object::{Endianness, Object, ReadRef};
 use serde::{Deserialize, Serialize};
 
 /// Role of an ELF file.
@@ -32,21 +32,21 @@ pub fn is_elf(data: &[u8]) -> bool {
     data.starts_with(b"\x7fELF")
 }
 
-/// Parses the ELF header and dynamic section of `data`.
-pub fn parse(data: &[u8], file_name: &str) -> Result<ElfInfo, String> {
-    let result = match object::FileKind::parse(data).map_err(|error| error.to_string())? {
-        object::FileKind::Elf32 => parse_class::<elf::FileHeader32<Endianness>>(data, file_name),
-        object::FileKind::Elf64 => parse_class::<elf::FileHeader64<Endianness>>(data, file_name),
-        _ => return Err("not an ELF file".to_string()),
-    };
-    result.map_err(|error| error.to_string())
+/// Parses the ELF header and dynamic section of `data`: a byte slice, or a
+/// `object::ReadCache` over a file, which reads only the parts it needs.
+pub fn parse<'data, R: ReadRef<'data>>(data: R, file_name: &str) -> Result<ElfInfo, String> {
+    match object::FileKind::parse(data).map_err(|error| error.to_string())? {
+        object::FileKind::Elf32 => parse_class::<elf::FileHeader32<Endianness>, R>(data, file_name),
+        object::FileKind::Elf64 => parse_class::<elf::FileHeader64<Endianness>, R>(data, file_name),
+        _ => Err("not an ELF file".to_string()),
+    }
 }
 
-fn parse_class<H: FileHeader<Endian = Endianness>>(
-    data: &[u8],
+fn parse_class<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
+    data: R,
     file_name: &str,
-) -> Result<ElfInfo, object::read::Error> {
-    let file = ElfFile::<H>::parse(data)?;
+) -> Result<ElfInfo, String> {
+    let file = ElfFile::<H, R>::parse(data).map_err(|error| error.to_string())?;
     let header = file.elf_header();
     let endian = file.endian();
     let architecture = format!("{:?}", file.architecture()).to_ascii_lowercase();
@@ -70,22 +70,32 @@ fn parse_class<H: FileHeader<Endian = Endianness>>(
 
 /// Reads the SONAME and the DT_NEEDED names from the dynamic section. A
 /// statically linked file has neither.
-fn read_dynamic<H: FileHeader<Endian = Endianness>>(
-    file: &ElfFile<'_, H>,
+fn read_dynamic<'data, H: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
+    file: &ElfFile<'data, H, R>,
     endian: Endianness,
-    data: &[u8],
-) -> Result<(Option<String>, Vec<String>), object::read::Error> {
+    data: R,
+) -> Result<(Option<String>, Vec<String>), String> {
     let sections = file.elf_section_table();
-    let Some((entries, link)) = sections.dynamic(endian, data)? else {
+    let Some((entries, link)) = sections
+        .dynamic(endian, data)
+        .map_err(|error| error.to_string())?
+    else {
         return Ok((None, Vec::new()));
     };
-    let strings = sections.strings(endian, data, link)?;
+    let strings = sections
+        .strings(endian, data, link)
+        .map_err(|error| error.to_string())?;
     let mut soname = None;
     let mut needed = Vec::new();
     for entry in entries {
         let tag = entry.tag32(endian);
         if tag == Some(elf::DT_SONAME) || tag == Some(elf::DT_NEEDED) {
-            let name = String::from_utf8_lossy(entry.string(endian, strings)?).into_owned();
+            let offset: u64 = entry.d_val(endian).into();
+            let name = u32::try_from(offset)
+                .ok()
+                .and_then(|offset| strings.get(offset).ok())
+                .ok_or("invalid string offset in the dynamic section")?;
+            let name = String::from_utf8_lossy(name).into_owned();
             if tag == Some(elf::DT_SONAME) {
                 soname = Some(name);
             } else {
@@ -119,13 +129,13 @@ mod tests {
 
     #[test]
     fn minimal_header_parses() {
-        let info = parse(&minimal_elf(b""), "libdemo.so.1").unwrap();
+        let info = parse(&minimal_elf(b"")[..], "libdemo.so.1").unwrap();
         assert_eq!(info.kind, ElfKind::SharedLibrary);
         assert_eq!(info.soname, None);
         assert_eq!(info.architecture, "x86_64");
 
-        let info = parse(&minimal_elf(b""), "demo").unwrap();
+        let info = parse(&minimal_elf(b"")[..], "demo").unwrap();
         assert_eq!(info.kind, ElfKind::Executable);
-        assert!(parse(b"\x7fELF\x02", "short").is_err());
+        assert!(parse(&b"\x7fELF\x02"[..], "short").is_err());
     }
 }

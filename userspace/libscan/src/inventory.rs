@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +39,10 @@ pub const DEFAULT_DIRECTORIES: &[&str] = &[
 /// libraries. 256 MiB is well above the largest library in a Debian
 /// bookworm base system (libicudata, about 30 MiB).
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
+
+/// Bytes read at a time when searching a file for version strings, which
+/// bounds the scan's memory whatever the file's size.
+const SCAN_CHUNK: usize = 1 << 20;
 
 /// Programs the inventory lists besides shared libraries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -357,16 +361,31 @@ fn analyse_file(path: &Path) -> Result<FileAnalysis, String> {
         });
     }
 
-    let mut data = magic[..read].to_vec();
-    file.read_to_end(&mut data)
-        .map_err(|error| format!("failed to read: {error}"))?;
     let file_name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let info =
-        elf::parse(&data, &file_name).map_err(|error| format!("invalid ELF file: {error}"))?;
-    let embedded = catalogue::find_embedded_versions(&data);
+    let info = {
+        // ReadCache reads the headers and the dynamic section on demand,
+        // not the whole file.
+        let cache = object::ReadCache::new(&file);
+        elf::parse(&cache, &file_name).map_err(|error| format!("invalid ELF file: {error}"))?
+    };
+
+    file.seek(SeekFrom::Start(0))
+        .map_err(|error| format!("failed to read: {error}"))?;
+    let mut scanner = catalogue::VersionScanner::new();
+    let mut chunk = vec![0u8; SCAN_CHUNK];
+    loop {
+        let read = file
+            .read(&mut chunk)
+            .map_err(|error| format!("failed to read: {error}"))?;
+        if read == 0 {
+            break;
+        }
+        scanner.feed(&chunk[..read]);
+    }
+    let embedded = scanner.finish();
     Ok(FileAnalysis {
         elf: Some(info),
         embedded,
