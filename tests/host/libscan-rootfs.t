@@ -121,6 +121,10 @@ check "expat listed with the libexpat1 version" listed_with_dpkg_version /libexp
 check "sqlite listed with the libsqlite3-0 version" listed_with_dpkg_version /libsqlite3.so.0.8.6 sqlite libsqlite3-0
 check "libxml2 listed with the libxml2 version" listed_with_dpkg_version /libxml2.so.2.9.14 libxml2 libxml2
 check "busybox listed with the busybox version" listed_with_dpkg_version /usr/bin/busybox busybox busybox
+check "expat listed for libexpatw too" listed_with_dpkg_version /libexpatw.so.1.8.10 expat libexpat1
+# The base system has no statically linked copies of known products, so
+# every file is one entry.
+check "no file listed twice" test -z "$(jq -r '.[].path' "$inventory" | sort | uniq -d)"
 check "libssl.so.3 has its SONAME and architecture" \
 	test "$(field /libssl.so.3 '.soname + " " + .architecture')" = "libssl.so.3 x86_64"
 

@@ -103,7 +103,7 @@ pub static PRODUCTS: &[Product] = &[
     Product {
         name: "expat",
         aliases: &["expat", "libexpat", "libexpat1"],
-        file_names: &["libexpat"],
+        file_names: &["libexpat", "libexpatw"],
         version_pattern: Some(r"expat_(\d+\.\d+\.\d+)"),
         marker: None,
         compare: version::compare_upstream,

@@ -406,9 +406,18 @@ fn describe_file(
     if info.kind == ElfKind::Other {
         return Vec::new();
     }
+    // A file whose name is unknown is still the product when its package
+    // comes from that product's source and it carries the product's
+    // version string. Either alone is too weak: glibc's source package also
+    // ships gconv modules, and libssh carries OpenSSL's header version.
+    let packaged_product = owner
+        .and_then(|package| catalogue::by_name(&package.source))
+        .map(|product| product.name)
+        .filter(|name| embedded.iter().any(|found| found.product == *name));
     let own_product = catalogue::by_file_name(file_name)
         .or_else(|| info.soname.as_deref().and_then(catalogue::by_file_name))
-        .map(|product| product.name);
+        .map(|product| product.name)
+        .or(packaged_product);
     // A file that loads a product at run time often carries that product's
     // header version as a constant (libssh logs OPENSSL_VERSION_TEXT). The
     // code in use is the loaded library's, so such strings are dropped.
@@ -654,6 +663,48 @@ mod tests {
             version: "3.0.22".into(),
             evidence: "OpenSSL 3.0.22 1 Jul 2025".into(),
         }
+    }
+
+    #[test]
+    fn package_source_confirms_product() {
+        let package = Package {
+            manager: PackageManager::Dpkg,
+            name: "libexpat1".into(),
+            version: "2.5.0-1+deb12u2".into(),
+            source: "expat".into(),
+            architecture: None,
+        };
+        let embedded = vec![EmbeddedVersion {
+            product: "expat".into(),
+            version: "2.5.0".into(),
+            evidence: "expat_2.5.0".into(),
+        }];
+        let library = info(ElfKind::SharedLibrary, Some("libexpat-variant.so.1"));
+        let libraries = describe_file(
+            "/usr/lib/libexpat-variant.so.1",
+            "libexpat-variant.so.1",
+            &library,
+            Some(&package),
+            &embedded,
+            Executables::Known,
+        );
+        assert_eq!(libraries.len(), 1);
+        assert_eq!(libraries[0].name, "expat");
+        assert_eq!(libraries[0].version_from, Some(Source::Dpkg));
+
+        // Without the version string, a module of the same package keeps its own name.
+        let libraries = describe_file(
+            "/usr/lib/gconv/BIG5.so",
+            "BIG5.so",
+            &info(ElfKind::SharedLibrary, None),
+            Some(&Package {
+                source: "glibc".into(),
+                ..package
+            }),
+            &[],
+            Executables::Known,
+        );
+        assert_eq!(libraries[0].name, "BIG5");
     }
 
     #[test]
