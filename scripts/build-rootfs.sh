@@ -6,10 +6,11 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 suite=bookworm
-# Beyond minbase: kmod to load the module, libraries that the library
+# Beyond minbase: kmod to load the module, libelf1 for libbpf in our
+# programs, libraries that the library
 # inventory looks for, and busybox for its embedded version string and for
 # reboot, which minbase lacks without an init system.
-include=busybox,kmod,libssl3,libexpat1,libsqlite3-0,libxml2,zlib1g
+include=busybox,kmod,libelf1,libssl3,libexpat1,libsqlite3-0,libxml2,zlib1g
 
 mkdir -p "$PORTCULLIS_CACHE/rootfs"
 # One build at a time: a second caller waits, then reuses the result.

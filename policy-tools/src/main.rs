@@ -5,6 +5,9 @@
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 the module is missing
 //! or speaks another protocol version, 4 (`policy diff`) the policies differ.
+//! The attest, verifier, libscan and flow subcommands come from their crates
+//! and document their own codes (`libscan scan` exits 1 when a library is
+//! affected, `attest challenge` 2 when the device is untrusted).
 
 mod module_cmds;
 mod policy_cmds;
@@ -16,7 +19,7 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 pub(crate) const EXIT_NO_MODULE: u8 = 3;
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "Manage the Portcullis Approved Application List")]
+#[command(name = "portcullis", version, about = "Portcullis operator tools: the Approved Application List, attestation, library scan and flows")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,6 +48,19 @@ enum Command {
     /// Work with policies.
     #[command(subcommand)]
     Policy(policy_cmds::PolicyCommand),
+    /// Remote attestation, device side: measure, upload a baseline, answer
+    /// challenges.
+    #[command(subcommand)]
+    Attest(portcullis_attest::cli::Command),
+    /// Remote attestation, server side: the verifier service and its reports.
+    #[command(subcommand)]
+    Verifier(portcullis_verifier::cli::Command),
+    /// Inventory of system libraries and their known vulnerabilities.
+    #[command(subcommand)]
+    Libscan(portcullis_libscan::cli::Command),
+    /// Network flow metering and IPFIX or NetFlow v9 export.
+    #[command(subcommand)]
+    Flow(portcullis_flow::cli::Command),
     /// Send a raw request to the module, to test its input checks.
     #[command(hide = true)]
     DebugRaw(module_cmds::RawArgs),
@@ -61,6 +77,10 @@ fn main() -> ExitCode {
         Command::Events(args) => module_cmds::events(args),
         Command::Policy(command) => policy_cmds::run(command),
         Command::DebugRaw(args) => module_cmds::raw(args),
+        Command::Attest(command) => portcullis_attest::cli::run(command),
+        Command::Verifier(command) => portcullis_verifier::cli::run(command),
+        Command::Libscan(command) => portcullis_libscan::cli::run(command),
+        Command::Flow(command) => portcullis_flow::cli::run(command),
     };
     match result {
         Ok(code) => code,

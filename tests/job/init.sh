@@ -1,7 +1,8 @@
 #!/bin/bash
 # PID 1 of the main job's guest, a Debian root file system whose policy was
 # generated offline. It starts portcullisd in enforce mode, runs the workload,
-# tries foreign code, then tests reload, daemon death and learn mode. Results
+# tries foreign code, runs attestation and the library scan, then tests
+# reload, daemon death and learn mode. Results
 # are TAP lines; JOB-SUMMARY and AUDIT lines are read by scripts/main-job.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -104,7 +105,49 @@ done
 echo "JOB-SUMMARY allowed $(allowed_total)"
 echo "JOB-SUMMARY denied $(denied_total)"
 
-# 3. SIGHUP with a corrupt policy keeps the policy in force.
+# 3. Remote attestation on the real root file system: a baseline of
+# /usr/bin, /usr/lib and /etc, an unchanged challenge, then a tampered file.
+busybox ip link set lo up
+attest_dir=/var/lib/portcullis/attest
+portcullis verifier gen-cert --out-dir /tmp/tls --san 127.0.0.1 >/dev/null 2>&1
+portcullis verifier serve --listen 127.0.0.1:8443 --cert /tmp/tls/cert.pem --key /tmp/tls/key.pem \
+	--db /tmp/verifier.db >/tmp/verifier.log 2>&1 &
+verifier=$!
+for _ in $(seq 100); do grep -q "listening" /tmp/verifier.log && break; sleep 0.2; done
+printf 'hash sha256\ntree /usr/bin\ntree /usr/lib\ntree /etc\n' >/etc/portcullis/baseline.rules
+agent() {
+	local command=$1
+	shift
+	portcullis attest "$command" --verifier https://127.0.0.1:8443 --ca /tmp/tls/ca.pem \
+		--device-id guest --state-dir "$attest_dir" "$@"
+}
+check "attestation: device registers with the verifier" agent register
+start=$(date +%s)
+check "attestation: baseline of /usr/bin, /usr/lib and /etc uploaded" agent baseline --rules /etc/portcullis/baseline.rules
+echo "JOB-SUMMARY baseline_seconds $(($(date +%s) - start))"
+check "attestation: unchanged device is trusted" agent challenge --rules /etc/portcullis/baseline.rules
+echo "tampered" >>/etc/debian_version
+agent challenge --rules /etc/portcullis/baseline.rules >/tmp/challenge.out 2>&1
+check "attestation: tampered device is untrusted" [ $? = 2 ]
+portcullis verifier report guest --db /tmp/verifier.db >/tmp/report.txt 2>&1
+check "attestation: report names the tampered file" grep -q "changed /etc/debian_version" /tmp/report.txt
+check "attestation: report names only that file" [ "$(grep -c '^  ' /tmp/report.txt)" = 1 ]
+sed 's/^/# /' /tmp/report.txt
+kill $verifier
+wait $verifier 2>/dev/null
+
+# 4. Library inventory and vulnerability matching on the real root file
+# system, with the sample feeds.
+portcullis libscan scan --root / --feed /opt/portcullis-job/vulndb --json >/tmp/libscan.json 2>/tmp/libscan.err
+status=$?
+check "libscan: scan finishes (0 or 1, not an error)" [ $status -le 1 ]
+for product in glibc zlib openssl busybox expat sqlite; do
+	check "libscan: lists $product with a version" \
+		bash -c "grep -A1 '\"name\": \"$product\"' /tmp/libscan.json | grep -q '\"version\": \"[0-9]'"
+done
+portcullis libscan scan --root / --feed /opt/portcullis-job/vulndb 2>/dev/null | head -n 12 | sed 's/^/# /'
+
+# 5. SIGHUP with a corrupt policy keeps the policy in force.
 generation=$(status_field policy_generation)
 cp /etc/portcullis/policy.json /tmp/policy.good
 head -c 100 /tmp/policy.good >/etc/portcullis/policy.json
@@ -116,7 +159,7 @@ check "approved programs still run after the rejected reload" /opt/portcullis-jo
 expect_denied "foreign code still refused after the rejected reload" /tmp/static-hello
 cp /tmp/policy.good /etc/portcullis/policy.json
 
-# 4. Killing the daemon leaves the module enforcing the last policy.
+# 6. Killing the daemon leaves the module enforcing the last policy.
 kill -9 $DAEMON
 wait $DAEMON 2>/dev/null
 check "module still in enforce mode without the daemon" [ "$(status_field mode)" = enforce ]
@@ -124,7 +167,7 @@ check "policy still in force without the daemon" [ "$(status_field policy_genera
 check "approved programs run without the daemon" /opt/portcullis-job/check-system.sh
 expect_denied "foreign code refused without the daemon" /tmp/ls-patched /
 
-# 5. Learn mode: learn the workload, switch to enforce with the learned
+# 7. Learn mode: learn the workload, switch to enforce with the learned
 # policy by SIGHUP, and run the same workload with no denial.
 rm -f /var/lib/portcullis/learned.json
 config learn /var/lib/portcullis/learned.json

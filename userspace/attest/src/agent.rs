@@ -440,6 +440,10 @@ fn client_tls_config(ca_file: &Path) -> Result<rustls::ClientConfig> {
     if roots.is_empty() {
         bail!("CA file {} contains no certificate", ca_file.display());
     }
+    // rustls 0.23.48 deprecates the ring provider because it lacks the
+    // post-quantum key exchange; ring is kept because the aws-lc-rs provider
+    // needs cmake and a much longer build on the device toolchains.
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_PATH: &str = "/etc/portcullis/portcullis.json";
 
-/// Collectors that this build of the daemon can run.
-pub const FEATURES: &[&str] = &["aal"];
+/// Collectors that this build of the daemon can run: the Approved
+/// Application List, remote attestation, the library scan, flow metering.
+pub const FEATURES: &[&str] = &["aal", "attestation", "libscan", "flow"];
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -30,6 +31,15 @@ pub struct Config {
     /// Collectors to run; "aal" is the Approved Application List itself.
     #[serde(default = "default_features")]
     pub feature_set: Vec<String>,
+    /// Section of the attestation collector; see `portcullis_attest`.
+    #[serde(default)]
+    pub attest: Option<serde_json::Value>,
+    /// Section of the library scan; see `portcullis_libscan`.
+    #[serde(default)]
+    pub libscan: Option<serde_json::Value>,
+    /// Section of flow metering; see `portcullis_flow`.
+    #[serde(default)]
+    pub flow: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -114,7 +124,14 @@ impl Config {
             }
         })?;
         config.validate(path)?;
+        // Each collector parses its own section; it is checked here, so a
+        // bad section rejects the whole file before anything changes.
+        crate::collectors::CollectorConfigs::parse(&config, bytes, path)?;
         Ok(config)
+    }
+
+    pub fn has_feature(&self, name: &str) -> bool {
+        self.feature_set.iter().any(|f| f == name)
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -193,6 +210,37 @@ mod tests {
     fn bad_type_is_named() {
         let err = parse(r#"{"mode": "off", "policy": "/p", "audit_log": {"path": "/l", "max_bytes": "big"}}"#).unwrap_err();
         assert_eq!(err.key, "audit_log.max_bytes");
+    }
+
+    #[test]
+    fn collector_section_errors_name_the_key() {
+        let err = parse(
+            r#"{"mode": "off", "policy": "/p", "feature_set": ["aal", "libscan"],
+                "libscan": {"interval": "often"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.key.starts_with("libscan"), "{err}");
+
+        let err = parse(
+            r#"{"mode": "off", "policy": "/p", "feature_set": ["aal", "flow"],
+                "flow": {"collectors": [{"address": "nowhere"}]}}"#,
+        )
+        .unwrap_err();
+        assert!(err.key.starts_with("flow"), "{err}");
+
+        let err = parse(
+            r#"{"mode": "off", "policy": "/p", "feature_set": ["aal", "attestation"],
+                "attest": {"verifier_url": "https://127.0.0.1:1", "colour": 1}}"#,
+        )
+        .unwrap_err();
+        assert!(err.key.starts_with("attest"), "{err}");
+        assert!(err.message.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn sections_of_features_not_enabled_are_still_checked() {
+        let err = parse(r#"{"mode": "off", "policy": "/p", "libscan": {"bogus": 1}}"#).unwrap_err();
+        assert!(err.key.starts_with("libscan"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::AuditLog;
+use crate::collectors::{CollectorConfigs, Collectors};
 use crate::config::Config;
 use crate::learn::Learner;
 use crate::module_entries;
@@ -28,6 +29,7 @@ pub struct Daemon {
     overruns: u64,
     reload: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    collectors: Option<Collectors>,
 }
 
 /// Loads the policy file; in learn mode a missing file is an empty policy.
@@ -108,6 +110,10 @@ impl Daemon {
         signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
         signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
 
+        let bytes = std::fs::read(config_path)?;
+        let configs = CollectorConfigs::parse(&config, &bytes, config_path)?;
+        let collectors = Collectors::start(configs, &stop);
+
         Ok(Daemon {
             config_path: config_path.to_owned(),
             config,
@@ -119,6 +125,7 @@ impl Daemon {
             overruns: 0,
             reload,
             stop,
+            collectors: Some(collectors),
         })
     }
 
@@ -142,6 +149,9 @@ impl Daemon {
         }
         self.housekeeping();
         let _ = self.audit.flush();
+        if let Some(collectors) = self.collectors.take() {
+            collectors.join();
+        }
         info!("stopping; the module keeps its mode and policy");
         Ok(())
     }
@@ -248,6 +258,16 @@ impl Daemon {
             }
         }
         self.learner = (config.mode == Mode::Learn).then(|| Learner::new(&config.policy, policy));
+        // NOTE: collectors keep the settings they started with; a change to
+        // feature_set or to their sections takes effect when the daemon
+        // restarts.
+        if config.feature_set != self.config.feature_set
+            || config.attest != self.config.attest
+            || config.libscan != self.config.libscan
+            || config.flow != self.config.flow
+        {
+            warn!("collector settings changed; they take effect when portcullisd restarts");
+        }
         self.config = config;
     }
 }

@@ -7,6 +7,7 @@
 //! together. `main.rs` parses the command line and calls [`Daemon`].
 
 pub mod audit;
+pub mod collectors;
 pub mod config;
 pub mod daemon;
 pub mod learn;

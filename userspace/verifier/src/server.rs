@@ -49,6 +49,10 @@ pub fn server_tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls
     }
     let key = PrivateKeyDer::from_pem_file(key_file)
         .with_context(|| format!("cannot read a private key from {}", key_file.display()))?;
+    // rustls 0.23.48 deprecates the ring provider because it lacks the
+    // post-quantum key exchange; ring is kept because the aws-lc-rs provider
+    // needs cmake and a much longer build on the device toolchains.
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
