@@ -56,7 +56,7 @@ impl FileVersion {
     }
 }
 
-/// What is cached for one inode version.
+/// Cache entry of one inode version.
 #[derive(Clone, Copy)]
 pub(crate) struct Cached {
     pub(crate) digest: Digest,

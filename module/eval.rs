@@ -13,7 +13,7 @@ use crate::policy::{Digest, Lookup, Policy};
 use crate::state::State;
 use crate::uapi::{mode, reason, verdict};
 
-/// What a hook hands to the evaluator.
+/// Input of the evaluator, built by a hook.
 pub(crate) struct Context {
     /// One of `uapi::hook`.
     pub(crate) hook: u8,
@@ -22,14 +22,14 @@ pub(crate) struct Context {
     pub(crate) file: *mut File,
 }
 
-/// The evaluator's answer to a hook.
+/// Result of the evaluator for a hook.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decision {
     Allow,
     Deny,
 }
 
-/// Where the digest of a file came from in one evaluation.
+/// Identity, digest and cache entry of the file in one evaluation.
 struct Measured {
     identity: FileIdentity,
     digest: Result<Digest>,

@@ -16,7 +16,7 @@ pub(crate) type SkBuff = c_void;
 /// Opaque `struct genl_info`.
 pub(crate) type GenlInfo = c_void;
 
-/// What identifies one version of a file's content; mirrors
+/// Identity of one version of a file's content. Mirrors
 /// `struct pc_file_identity` in glue.h.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]

@@ -42,7 +42,7 @@ struct pc_hook {
 };
 
 /*
- * Counts the wrappers running now, so that unload can wait for them; a wrapper
+ * Counts the wrappers running now, so that unload can wait for them. A wrapper
  * may sleep for a long time while it hashes a large file.
  */
 static atomic_t pc_inflight = ATOMIC_INIT(0);

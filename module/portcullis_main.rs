@@ -45,9 +45,9 @@ struct Portcullis {
 impl kernel::Module for Portcullis {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let mut state = KBox::pin_init(state::State::new()?, GFP_KERNEL)?;
-        // SAFETY: the pointer is only used to share the pinned state with the
-        // C callbacks, which never move it; see the invariant of
-        // `state::STATE` for how long it stays published.
+        // SAFETY: the pointer only shares the pinned state with the C
+        // callbacks, which never move it. The invariant of `state::STATE`
+        // says how long it stays published.
         state::publish(unsafe { state.as_mut().get_unchecked_mut() });
 
         // SAFETY: no precondition; undone by `pc_glue_exit`.

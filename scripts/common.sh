@@ -10,7 +10,7 @@ if [ -z "${PORTCULLIS_CACHE:-}" ]; then
 fi
 export PORTCULLIS_CACHE
 
-# Kernel-side Rust must use Debian's rustc-web, which ships rust-src; the
+# Kernel-side Rust must use Debian's rustc-web, which ships rust-src. The
 # rustup rustc that may come first on PATH has neither the source nor the
 # version the kernel build was checked with.
 KERNEL_RUSTC=/usr/bin/rustc

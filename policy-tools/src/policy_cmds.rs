@@ -41,7 +41,7 @@ pub(crate) enum PolicyCommand {
         /// Output file; standard output when absent.
         #[arg(long, short)]
         output: Option<PathBuf>,
-        /// Which side wins when a path has different entries; without it
+        /// Side that wins when a path has different entries. Without it,
         /// such a conflict is an error.
         #[arg(long, value_enum)]
         prefer: Option<Prefer>,

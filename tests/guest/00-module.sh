@@ -1,4 +1,4 @@
-# The module loads, reports its version, answers status, and unloads.
+# The module loads, reports its version, replies to status, and unloads.
 . /tests/lib.sh
 
 check "module loads" insmod /opt/portcullis/portcullis.ko

@@ -32,7 +32,7 @@ config() { # config MODE POLICY
 		"$1" "$2" >/etc/portcullis/portcullis.json
 }
 start_daemon() {
-	# Each start gets its own log, so the wait below sees this start only.
+	# Each start gets its own log, so the wait below reads this start only.
 	DAEMON_LOG=/var/log/portcullis/daemon-$1.log
 	portcullisd --config /etc/portcullis/portcullis.json >"$DAEMON_LOG" 2>&1 &
 	DAEMON=$!

@@ -1,5 +1,5 @@
 /* Usage: try_mprotect FILE
- * Maps FILE private and readable, then asks mprotect for PROT_EXEC.
+ * Maps FILE private and readable, then calls mprotect to add PROT_EXEC.
  * Exits 0 when mprotect succeeds, 1 with its error when it fails. */
 #include <errno.h>
 #include <fcntl.h>

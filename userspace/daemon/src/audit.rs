@@ -134,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn each_line_is_a_json_object_with_the_event_fields() {
+    fn audit_line_has_event_fields() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let mut log = AuditLog::open(&path, 1 << 20, 3).unwrap();

@@ -43,11 +43,11 @@ fn load_policy(config: &Config) -> Result<Policy> {
 
 /// Puts `policy` and the settings of `config` in force in the module.
 ///
-/// The order avoids a window that is stricter or looser than both the old
-/// and the new settings: when the mode goes down (enforce to learn), the
-/// mode changes before the policy, so no file is denied by the new policy
-/// under the old mode; otherwise the policy goes in force first, so the
-/// stronger mode never runs with the old policy.
+/// The order avoids a moment that is stricter or looser than both the old
+/// and the new settings. When the mode goes down (enforce to learn), the
+/// mode changes first, so no file is denied by the new policy under the old
+/// mode. Otherwise the policy goes in force first, so the stronger mode
+/// never runs with the old policy.
 fn apply(client: &mut Client, config: &Config, policy: &Policy) -> Result<()> {
     let current = client.status()?.mode;
     let lowering = current.is_some_and(|mode| config.mode < mode);

@@ -28,7 +28,7 @@ fn classify(path: &Path, hook: Hook) -> Kind {
     }
 }
 
-/// Whether a reported path names a file that can be found again by path.
+/// Checks that a reported path names a file that can be found again by path.
 fn is_learnable_path(path: &str) -> bool {
     path.starts_with('/') && !path.starts_with("/memfd:") && !path.ends_with(" (deleted)")
 }
@@ -128,7 +128,7 @@ mod tests {
     }
 
     #[test]
-    fn new_files_are_written_to_the_policy_file() {
+    fn learner_writes_new_files_to_policy() {
         let dir = tempfile::tempdir().unwrap();
         let policy_path = dir.path().join("policy.json");
         let script = dir.path().join("run.sh");
@@ -150,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn denials_approved_files_and_unstable_paths_are_not_learned() {
+    fn learner_skips_denials_and_unstable_paths() {
         let dir = tempfile::tempdir().unwrap();
         let mut learner = Learner::new(&dir.path().join("p.json"), Policy::new("/"));
         let sha = Some("ab".repeat(32));
@@ -164,7 +164,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_file_replaces_its_old_digest() {
+    fn learner_replaces_changed_digest() {
         let dir = tempfile::tempdir().unwrap();
         let mut learner = Learner::new(&dir.path().join("p.json"), Policy::new("/"));
         learner.observe(&event("/bin/x", Verdict::Allow, Reason::NotInPolicy, Some("ab".repeat(32))));

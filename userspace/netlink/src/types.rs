@@ -70,7 +70,7 @@ named_enum! {
 }
 
 named_enum! {
-    /// Why the module decided as it did.
+    /// Reason for a decision.
     Reason:
         Approved = reason::APPROVED, "approved";
         NotInPolicy = reason::NOT_IN_POLICY, "not-in-policy";
