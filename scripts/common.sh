@@ -19,7 +19,7 @@ PATH="$PATH:$HOME/.cargo/bin"
 export PATH
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-KERNEL_FRAGMENT="$REPO_ROOT/scripts/kernel.config"
+KERNEL_FRAGMENT="${KERNEL_FRAGMENT:-$REPO_ROOT/scripts/kernel.config}"
 KERNEL_SOURCE_TARBALL=/usr/src/linux-source-6.12.tar.xz
 
 die() {
