@@ -1,5 +1,5 @@
-# A path-bound entry approves its digest at its own path only, including
-# for a hard link or a copy with the same content.
+# A path-bound entry approves its digest only at its own path: a copy or a
+# hard link elsewhere with the same content is denied.
 . /tests/lib.sh
 load_module
 approve_system
