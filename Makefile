@@ -5,7 +5,10 @@ COMMON := . scripts/common.sh
 KDIR ?= $(shell $(COMMON); echo "$$(kernel_dir)/linux")
 KERNEL_MAKE_FLAGS := LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc
 CARGO ?= cargo
-CARGO_TARGET_DIR ?= $(CURDIR)/target
+# Cargo's output is cached beside the kernel build, outside the checkout, so a
+# fresh clone (as in CI) recompiles only the workspace crates, not every
+# dependency.
+CARGO_TARGET_DIR ?= $(shell $(COMMON); echo "$$PORTCULLIS_CACHE/cargo-target")
 export CARGO_TARGET_DIR
 
 .PHONY: all setup kernel module userspace cargo-test qemu-test host-test job run test clean
