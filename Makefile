@@ -8,7 +8,7 @@ CARGO ?= cargo
 # Cargo's output is cached beside the kernel build, outside the checkout, so a
 # fresh clone (as in CI) recompiles only the workspace crates, not every
 # dependency.
-CARGO_TARGET_DIR ?= $(shell $(COMMON); echo "$$PORTCULLIS_CACHE/cargo-target")
+CARGO_TARGET_DIR ?= $(shell $(COMMON); echo "$$CARGO_TARGET_DIR")
 export CARGO_TARGET_DIR
 
 .PHONY: all setup kernel module userspace cargo-test qemu-test host-test job run test clean

@@ -9,6 +9,8 @@ if [ -z "${PORTCULLIS_CACHE:-}" ]; then
 	fi
 fi
 export PORTCULLIS_CACHE
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PORTCULLIS_CACHE/cargo-target}"
+export CARGO_TARGET_DIR
 
 # Kernel-side Rust must use Debian's rustc-web, which ships rust-src. The
 # rustup rustc that may come first on PATH has neither the source nor the
