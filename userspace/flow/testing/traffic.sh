@@ -121,7 +121,10 @@ run_traffic() {
 
 	in_a ping -q -c "$PING_COUNT" -i 0.2 "$IP_B" >/dev/null
 
-	sleep 1
+	# Longer than template_refresh_secs, so the final export comes at least
+	# one refresh after the idle-timeout exports, however fast the traffic
+	# above ran: the test expects templates in two messages.
+	sleep 3
 	kill -TERM "$meter_pid"
 	wait "$meter_pid"
 	meter_status=$?
@@ -202,7 +205,8 @@ check_export() {
 	tshark -r "$work/export.pcapng" -d "udp.port==$port,cflow" -V >"$work/export.txt" 2>&1
 	check "$(grep -c "$decoded_as" "$work/export.txt" | awk '{ print ($1 > 0) }')" 1 "tshark decodes the export as $proto"
 	check "$(grep -ciE 'malformed|Expert Info \(Error' "$work/export.txt")" 0 "tshark reports no malformed packets"
-	# The run lasts several seconds with a refresh every 2 seconds.
+	# The meter runs at least 3 seconds past the traffic, with a refresh
+	# every 2 seconds.
 	templates=$(tshark -r "$work/export.pcapng" -d "udp.port==$port,cflow" -Y "cflow.template_id == 256" 2>/dev/null | wc -l)
 	check "$((templates >= 2))" 1 "templates are sent again on schedule ($templates messages with templates)"
 	# Every exported record carries the interface name, as tshark shows it.
