@@ -51,6 +51,9 @@ test: setup
 	$(MAKE) host-test
 	$(MAKE) job
 
+# Removes this checkout's build output; the shared cache
+# (/var/cache/portcullis or $PORTCULLIS_CACHE: kernel, root file system,
+# Cargo output) stays.
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) $(KERNEL_MAKE_FLAGS) clean
-	rm -rf $(CARGO_TARGET_DIR)
+	rm -rf tests/qemu/out

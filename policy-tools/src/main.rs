@@ -34,12 +34,17 @@ enum Command {
         json: bool,
     },
     /// Set the enforcement mode: off, learn or enforce.
-    Mode { mode: portcullis_netlink::Mode },
+    Mode {
+        /// New mode: off, learn or enforce.
+        mode: portcullis_netlink::Mode,
+    },
     /// Lock the mode and policy until reboot; the module can no longer be
     /// unloaded, the mode lowered or entries removed.
     Lock,
     /// Choose whether allowed decisions are reported as events too.
     AuditAllowed {
+        /// "on" to report allowed decisions, "off" for denials and new
+        /// files in learn mode only.
         #[arg(value_parser = ["on", "off"])]
         setting: String,
     },

@@ -143,6 +143,7 @@ pub(crate) struct AddArgs {
     /// Approve each digest only at the file's own path.
     #[arg(long)]
     path_bound: bool,
+    /// Files to hash and approve.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }

@@ -22,21 +22,28 @@ pub(crate) enum PolicyCommand {
     Generate(GenerateArgs),
     /// Print a policy file.
     Show {
+        /// Policy file to print.
         file: PathBuf,
+        /// Print the policy as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Compare two policy files: entries added, removed and changed from OLD
     /// to NEW. Exits 0 when they are the same and 4 when they differ.
     Diff {
+        /// Policy file to compare from.
         old: PathBuf,
+        /// Policy file to compare to.
         new: PathBuf,
+        /// Print the differences as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Combine two policy files into one.
     Merge {
+        /// First policy file ("left" for --prefer).
         left: PathBuf,
+        /// Second policy file ("right" for --prefer).
         right: PathBuf,
         /// Output file; standard output when absent.
         #[arg(long, short)]
@@ -48,7 +55,10 @@ pub(crate) enum PolicyCommand {
     },
     /// Load a policy file into the module, replacing the policy in force in
     /// one step.
-    Load { file: PathBuf },
+    Load {
+        /// Policy file to put in force.
+        file: PathBuf,
+    },
     /// Hash files here and add them to the policy in force.
     Add(module_cmds::AddArgs),
 }

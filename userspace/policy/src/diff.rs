@@ -92,7 +92,7 @@ pub struct Merged {
 
 /// A merge without a preferred side found conflicts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} paths have different entries in the two policies, first {}", conflicts.len(), conflicts[0])]
+#[error("{} in the two policies have different entries, first {}", plural(conflicts.len(), "path", "paths"), conflicts[0])]
 pub struct MergeError {
     /// Every conflict, sorted by path. Never empty.
     pub conflicts: Vec<Conflict>,
@@ -155,4 +155,9 @@ fn pair_entries<'a>(
         pairs.entry(&entry.path).or_default().1 = Some(entry);
     }
     pairs
+}
+
+/// Writes "1 path" or "2 paths".
+fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
 }

@@ -9,8 +9,10 @@ use crate::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The policy file could not be read.
-    #[error("failed to read policy {}: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    // The field is not named `source`, so that the cause is printed once:
+    // here, and not again by callers that print the error chain.
+    #[error("failed to read policy {}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
 
     /// The policy text is invalid. `line` and `column` are 1-based and point
     /// at or just after the offending value, as serde_json reports them.
@@ -25,8 +27,8 @@ pub enum PolicyError {
 
     /// Writing, syncing or renaming the policy file failed. The file that was
     /// at `path` before the save is left as it was.
-    #[error("failed to save policy to {}: {source}", path.display())]
-    Save { path: PathBuf, source: io::Error },
+    #[error("failed to save policy to {}: {error}", path.display())]
+    Save { path: PathBuf, error: io::Error },
 
     /// An entry path is not an absolute, normalized path.
     #[error("invalid policy path {path:?}: {reason}")]

@@ -113,9 +113,9 @@ impl Policy {
     /// Reads and parses the policy file at `path`. Errors name `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
         let path = path.as_ref();
-        let bytes = fs::read(path).map_err(|source| PolicyError::Read {
+        let bytes = fs::read(path).map_err(|error| PolicyError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Policy::parse(&bytes, &path.display().to_string())
     }
@@ -155,9 +155,9 @@ impl Policy {
     /// the file it replaces, or gets 0644.
     pub fn save_atomic(&self, path: impl AsRef<Path>) -> Result<(), PolicyError> {
         let path = path.as_ref();
-        let save_error = |source| PolicyError::Save {
+        let save_error = |error| PolicyError::Save {
             path: path.to_owned(),
-            source,
+            error,
         };
 
         let directory = match path.parent() {

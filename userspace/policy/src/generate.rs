@@ -107,8 +107,8 @@ pub struct Generated {
 /// An error that stops generation.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("invalid generation root {}: {source}", path.display())]
-    Root { path: PathBuf, source: io::Error },
+    #[error("invalid generation root {}: {error}", path.display())]
+    Root { path: PathBuf, error: io::Error },
     #[error("generation root {} is not a directory", path.display())]
     RootNotDirectory { path: PathBuf },
     #[error("generation root {} is not valid UTF-8, which the policy file requires", path.display())]
@@ -143,9 +143,9 @@ pub fn generate<F>(
 where
     F: Fn(&Progress) + Sync,
 {
-    let root_error = |source| GenerateError::Root {
+    let root_error = |error| GenerateError::Root {
         path: root.to_owned(),
-        source,
+        error,
     };
     let root = fs::canonicalize(root).map_err(root_error)?;
     let root_metadata = fs::metadata(&root).map_err(root_error)?;

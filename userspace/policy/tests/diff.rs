@@ -89,7 +89,7 @@ fn merge_conflict_without_preference_fails() {
     assert_eq!(error.conflicts[1].left.path, "/bin/c");
     let message = error.to_string();
     assert!(
-        message.starts_with("2 paths have different entries"),
+        message.starts_with("2 paths in the two policies have different entries"),
         "{message}"
     );
     assert!(message.contains("/bin/a"), "{message}");
