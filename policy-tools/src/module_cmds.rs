@@ -3,10 +3,9 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use portcullis_netlink::{Client, Entry, Event, Mode, Status};
-use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -148,18 +147,10 @@ pub(crate) struct AddArgs {
     files: Vec<PathBuf>,
 }
 
-fn sha256_file(path: &PathBuf) -> Result<[u8; 32]> {
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().into())
+fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let digest = portcullis_policy::hash_file(&file).with_context(|| format!("reading {}", path.display()))?;
+    Ok(digest.0)
 }
 
 pub(crate) fn policy_add(args: AddArgs) -> Result<ExitCode> {

@@ -508,7 +508,8 @@ fn is_mount_root(path: &Path) -> Option<bool> {
     Some(statx.stx_attributes & flag != 0)
 }
 
-fn hash_file(file: &File) -> io::Result<Digest> {
+/// Computes the SHA-256 of an open file's content, read from offset 0.
+pub fn hash_file(file: &File) -> io::Result<Digest> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
     let mut offset = 0u64;

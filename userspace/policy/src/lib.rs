@@ -67,5 +67,5 @@ pub use digest::{Digest, InvalidDigest};
 pub use error::PolicyError;
 pub use format::{Entry, Kind, Policy, FORMAT, GENERATOR, SUPPORTED_VERSIONS, VERSION};
 pub use generate::{
-    generate, Counts, GenerateError, GenerateOptions, Generated, Progress, Warning,
+    generate, hash_file, Counts, GenerateError, GenerateOptions, Generated, Progress, Warning,
 };
