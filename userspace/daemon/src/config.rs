@@ -5,6 +5,8 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::collectors::CollectorConfigs;
+
 pub const DEFAULT_PATH: &str = "/etc/portcullis/portcullis.json";
 
 /// Collectors that this build of the daemon can run: the Approved
@@ -105,15 +107,25 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_collectors(path).map(|(config, _)| config)
+    }
+
+    /// Reads the file once and returns the configuration with the parsed
+    /// sections of the collectors that feature_set turns on.
+    pub fn load_with_collectors(path: &Path) -> Result<(Config, CollectorConfigs), ConfigError> {
         let bytes = std::fs::read(path).map_err(|err| ConfigError {
             file: path.to_owned(),
             key: String::new(),
             message: format!("cannot read: {err}"),
         })?;
-        Config::parse(&bytes, path)
+        Config::parse_with_collectors(&bytes, path)
     }
 
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with_collectors(bytes, path).map(|(config, _)| config)
+    }
+
+    fn parse_with_collectors(bytes: &[u8], path: &Path) -> Result<(Config, CollectorConfigs), ConfigError> {
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let config: Config = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
             let key = err.path().to_string();
@@ -126,8 +138,8 @@ impl Config {
         config.validate(path)?;
         // Each collector parses its own section; it is checked here, so a
         // bad section rejects the whole file before anything changes.
-        crate::collectors::CollectorConfigs::parse(&config, bytes, path)?;
-        Ok(config)
+        let collectors = CollectorConfigs::parse(&config, bytes, path)?;
+        Ok((config, collectors))
     }
 
     pub fn has_feature(&self, name: &str) -> bool {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::AuditLog;
-use crate::collectors::{CollectorConfigs, Collectors};
+use crate::collectors::Collectors;
 use crate::config::Config;
 use crate::learn::Learner;
 use crate::module_entries;
@@ -85,7 +85,7 @@ impl Daemon {
     /// Reads the configuration and policy, puts them in force, and
     /// subscribes to events.
     pub fn start(config_path: &Path) -> Result<Daemon> {
-        let config = Config::load(config_path)?;
+        let (config, collector_configs) = Config::load_with_collectors(config_path)?;
         let policy = load_policy(&config)?;
         let mut client = Client::connect()?;
         let status = client.status()?;
@@ -110,9 +110,7 @@ impl Daemon {
         signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
         signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
 
-        let bytes = std::fs::read(config_path)?;
-        let configs = CollectorConfigs::parse(&config, &bytes, config_path)?;
-        let collectors = Collectors::start(configs, &stop);
+        let collectors = Collectors::start(collector_configs, &stop);
 
         Ok(Daemon {
             config_path: config_path.to_owned(),
@@ -186,14 +184,7 @@ impl Daemon {
         if let Some(learner) = &mut self.learner {
             match learner.flush() {
                 Ok(added) if !added.is_empty() => {
-                    let entries: Vec<_> = added
-                        .iter()
-                        .map(|(path, digest)| portcullis_netlink::Entry {
-                            digest: digest.0,
-                            path: path.clone(),
-                            path_bound: false,
-                        })
-                        .collect();
+                    let entries: Vec<_> = added.iter().map(crate::module_entry).collect();
                     match self.client.add_entries(&entries) {
                         Ok(generation) => info!(
                             "learned {} files; policy {} written, generation {generation}",

@@ -3,7 +3,7 @@
 
 use log::{info, warn};
 use portcullis_netlink::{Event, Hook, Reason, Verdict};
-use portcullis_policy::{Digest, Kind, Policy};
+use portcullis_policy::{Digest, Entry, Kind, Policy};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ pub struct Learner {
     path: PathBuf,
     policy: Policy,
     /// Entries added since the last flush, for the module.
-    pending: Vec<(String, Digest)>,
+    pending: Vec<Entry>,
 }
 
 /// Guesses the kind of a file from its first bytes and the hook that saw it.
@@ -62,18 +62,17 @@ impl Learner {
             return false;
         };
 
-        let kind = classify(Path::new(&event.path), event.hook);
-        match self.policy.add(&event.path, digest, kind) {
+        let entry = Entry {
+            path: event.path.clone(),
+            sha256: digest,
+            kind: classify(Path::new(&event.path), event.hook),
+            path_bound: false,
+        };
+        match self.policy.add(&entry.path, entry.sha256, entry.kind) {
             Ok(true) => {}
             Ok(false) => return false,
             Err(portcullis_policy::PolicyError::Conflict { .. }) => {
-                let entry = portcullis_policy::Entry {
-                    path: event.path.clone(),
-                    sha256: digest,
-                    kind,
-                    path_bound: false,
-                };
-                if let Err(err) = self.policy.insert(entry) {
+                if let Err(err) = self.policy.insert(entry.clone()) {
                     warn!("not learning {}: {err}", event.path);
                     return false;
                 }
@@ -85,13 +84,13 @@ impl Learner {
             }
         }
         info!("learned {} (sha256 {sha256})", event.path);
-        self.pending.push((event.path.clone(), digest));
+        self.pending.push(entry);
         true
     }
 
     /// Writes the policy file atomically if it changed and returns the
     /// entries added since the last flush.
-    pub fn flush(&mut self) -> Result<Vec<(String, Digest)>, portcullis_policy::PolicyError> {
+    pub fn flush(&mut self) -> Result<Vec<Entry>, portcullis_policy::PolicyError> {
         if self.pending.is_empty() {
             return Ok(Vec::new());
         }

@@ -18,12 +18,14 @@ use portcullis_policy::Policy;
 
 /// Converts a policy file's entries into the module's wire entries.
 pub fn module_entries(policy: &Policy) -> Vec<portcullis_netlink::Entry> {
-    policy
-        .entries()
-        .map(|entry| portcullis_netlink::Entry {
-            digest: entry.sha256.0,
-            path: entry.path.clone(),
-            path_bound: entry.path_bound,
-        })
-        .collect()
+    policy.entries().map(module_entry).collect()
+}
+
+/// Converts one policy file entry into the module's wire entry.
+pub fn module_entry(entry: &portcullis_policy::Entry) -> portcullis_netlink::Entry {
+    portcullis_netlink::Entry {
+        digest: entry.sha256.0,
+        path: entry.path.clone(),
+        path_bound: entry.path_bound,
+    }
 }
