@@ -57,7 +57,7 @@ impl FileVersion {
 }
 
 /// Cache entry of one inode version.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Cached {
     pub(crate) digest: Digest,
     /// The policy lookup and the generation it was made under. `None` when

@@ -51,15 +51,19 @@ fn measure(state: &State, file: *mut File) -> Measured {
     }
 }
 
-/// Looks the file up in `policy`, using the cached lookup when it was made
-/// under this policy generation. Reads the path only when the lookup needs it.
-fn look_up(policy: &Policy, measured: &Measured, digest: &Digest, file: *mut File) -> Lookup {
-    if let Some((generation, lookup)) = measured.cached.and_then(|c| c.lookup) {
-        if generation == policy.generation {
-            return lookup;
-        }
+/// Returns the cached lookup of the file if it was made under this policy
+/// generation.
+fn cached_lookup(policy: &Policy, measured: &Measured) -> Option<Lookup> {
+    match measured.cached.and_then(|c| c.lookup) {
+        Some((generation, lookup)) if generation == policy.generation => Some(lookup),
+        _ => None,
     }
-    if !policy.needs_path(digest) {
+}
+
+/// Looks the file up in `policy`, reading its path only when every entry
+/// with this digest is path-bound.
+fn look_up(policy: &Policy, digest: &Digest, path_dependent: bool, file: *mut File) -> Lookup {
+    if !path_dependent {
         return policy.lookup(digest, None);
     }
     match digest::path(file) {
@@ -68,18 +72,17 @@ fn look_up(policy: &Policy, measured: &Measured, digest: &Digest, file: *mut Fil
     }
 }
 
-/// Records the digest and, when it does not depend on the path, the lookup.
-fn remember(state: &State, measured: &Measured, digest: &Digest, policy: &Policy, lookup: Lookup) {
-    let path_dependent = policy.needs_path(digest);
+/// Records the digest and `lookup`, which is `None` when the lookup depends
+/// on the path. Skips the cache write when the entry would not change.
+fn remember(state: &State, measured: &Measured, digest: &Digest, lookup: Option<(u64, Lookup)>) {
     let cached = Cached {
         digest: *digest,
-        lookup: if path_dependent {
-            None
-        } else {
-            Some((policy.generation, lookup))
-        },
+        lookup,
         reported_generation: measured.cached.and_then(|c| c.reported_generation),
     };
+    if measured.cached == Some(cached) {
+        return;
+    }
     // A failed insert only costs a hash on the next use.
     let _ = state.cache.lock().put(&measured.identity, cached);
 }
@@ -96,8 +99,16 @@ pub(crate) fn evaluate(state: &State, ctx: &Context) -> Decision {
     let measured = measure(state, ctx.file);
     let (lookup, why) = match &measured.digest {
         Ok(digest) => {
-            let lookup = look_up(&policy, &measured, digest, ctx.file);
-            remember(state, &measured, digest, &policy, lookup);
+            let lookup = match cached_lookup(&policy, &measured) {
+                Some(lookup) => lookup,
+                None => {
+                    let path_dependent = policy.needs_path(digest);
+                    let lookup = look_up(&policy, digest, path_dependent, ctx.file);
+                    let to_cache = (!path_dependent).then_some((policy.generation, lookup));
+                    remember(state, &measured, digest, to_cache);
+                    lookup
+                }
+            };
             let why = match lookup {
                 Lookup::Approved => reason::APPROVED,
                 Lookup::PathMismatch => reason::PATH_MISMATCH,
