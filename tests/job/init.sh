@@ -15,12 +15,9 @@ mount -t tmpfs tmpfs /run
 mount -o remount,rw /
 mkdir -p /var/log/portcullis /var/lib/portcullis
 
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; }
-check() { local desc=$1; shift; if "$@"; then ok "$desc"; else not_ok "$desc"; fi; }
-status_field() {
-	portcullis status --json | sed -n "s/^ *\"$1\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" | head -n 1
-}
+# ok, not_ok, check, contains, status_field and patch_copy, shared with
+# the initramfs guest tests.
+. /opt/portcullis-job/lib.sh
 denied_total() {
 	portcullis status --json | awk -F': ' '/"denied"/ {gsub(/[^0-9]/, "", $2); n += $2} END {print n + 0}'
 }
@@ -43,16 +40,6 @@ start_daemon() {
 	done
 	sed 's/^/# /' "$DAEMON_LOG"
 	return 1
-}
-# patch_copy SOURCE DEST: a copy whose last byte, in the ELF section headers
-# the loader ignores, differs.
-patch_copy() {
-	cp "$1" "$2"
-	local size last byte
-	size=$(stat -c %s "$2")
-	last=$(tail -c 1 "$2" | od -An -tu1 | tr -d ' ')
-	if [ "$last" = 1 ]; then byte='\002'; else byte='\001'; fi
-	printf "$byte" | dd of="$2" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
 }
 expect_denied() { # expect_denied DESCRIPTION PATH [ARGS...]
 	local desc=$1 out
