@@ -3,9 +3,9 @@
 //! Decision events: a bounded queue filled by the hooks and drained by a
 //! worker that sends each event to the netlink multicast group.
 //!
-//! A hook never waits for user space or for the netlink layer: it takes a
+//! A hook never waits for user space or for the netlink layer. It takes a
 //! spinlock only long enough to store a pointer, and an event that does not
-//! fit, or that nobody would receive, is counted as dropped.
+//! fit, or that no socket would receive, is counted as dropped.
 
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
@@ -16,7 +16,7 @@ use crate::policy::Digest;
 use crate::state::{self, State};
 use crate::uapi::{attr, cmd};
 
-/// Number of events the queue holds before it drops new ones.
+/// Number of events the queue can contain before it drops new ones.
 const QUEUE_CAPACITY: usize = 1024;
 
 /// One decision, as sent to user space.

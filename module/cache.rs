@@ -2,9 +2,9 @@
 
 //! Digests and verdicts cached per inode version.
 //!
-//! A file is hashed on first sight; its digest stays valid while the inode's
-//! version is unchanged: its i_version where the file system keeps one, else
-//! its ctime, mtime and size. A verdict is valid only for the policy
+//! A file is hashed on first sight. Its digest stays valid while the inode's
+//! version is unchanged, which is its i_version where the file system keeps
+//! one, else its ctime, mtime and size. A verdict is valid only for the policy
 //! generation it was computed under, so a policy change invalidates every
 //! verdict while keeping the digests, which do not depend on the policy.
 

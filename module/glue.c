@@ -234,7 +234,7 @@ void pc_hooks_remove(void)
 	/*
 	 * No new caller reaches a wrapper now. Wait for the callers inside one,
 	 * then for the last of them to leave this module's text after its
-	 * pc_leave(): a task preempted there has not passed a Tasks RCU
+	 * pc_leave(). A task preempted there has not passed a Tasks RCU
 	 * quiescent state, and without preemption it cannot be off CPU there.
 	 */
 	wait_event(pc_inflight_wait, atomic_read(&pc_inflight) == 0);
@@ -375,7 +375,7 @@ static const struct nla_policy pc_entry_policy[PC_ENTRY_ATTR_MAX + 1] = {
 };
 
 static const struct nla_policy pc_policy[PC_ATTR_MAX + 1] = {
-	/* Ranges are checked in netlink.rs, which answers EINVAL, not ERANGE. */
+	/* Ranges are checked in netlink.rs, which returns EINVAL, not ERANGE. */
 	[PC_ATTR_MODE] = { .type = NLA_U8 },
 	[PC_ATTR_ENTRIES] = NLA_POLICY_NESTED_ARRAY(pc_entry_policy),
 	[PC_ATTR_AUDIT_ALLOWED] = { .type = NLA_U8 },
@@ -494,7 +494,7 @@ void pc_msg_free(struct sk_buff *msg)
  * @hdr: its header.
  * @info: the request to reply to, or NULL to multicast to the event group.
  *
- * Return: 0, or the error of the send (-ESRCH: nobody listens).
+ * Return: 0, or the error of the send (-ESRCH: no socket listens).
  */
 int pc_msg_send(struct sk_buff *msg, void *hdr, struct genl_info *info)
 {

@@ -9,9 +9,9 @@
 //! family. A loadable module cannot register LSM hooks, so glue.c attaches to
 //! the security_* functions through ftrace.
 //!
-//! Layout: `hooks` receives the calls, `eval` decides, `policy` holds the
+//! Layout: `hooks` receives the calls, `eval` decides, `policy` contains the
 //! list, `cache` and `digest` measure files, `netlink` handles commands,
-//! `audit` queues and sends events, `state` holds what they share.
+//! `audit` queues and sends events, `state` contains what they share.
 
 use core::pin::Pin;
 use kernel::prelude::*;
@@ -47,7 +47,7 @@ impl kernel::Module for Portcullis {
         let mut state = KBox::pin_init(state::State::new()?, GFP_KERNEL)?;
         // SAFETY: the pointer only shares the pinned state with the C
         // callbacks, which never move it. The invariant of `state::STATE`
-        // says how long it stays published.
+        // states how long it stays published.
         state::publish(unsafe { state.as_mut().get_unchecked_mut() });
 
         // SAFETY: no precondition; undone by `pc_glue_exit`.

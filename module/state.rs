@@ -32,7 +32,7 @@ pub(crate) struct State {
     /// The policy in force; replaced whole, never changed in place.
     #[pin]
     pub(crate) policy: SpinLock<Arc<Policy>>,
-    /// Serialises the commands that change state, and holds a policy being
+    /// Serialises the commands that change state, and contains a policy being
     /// loaded in chunks.
     #[pin]
     pub(crate) staging: Mutex<Option<Staging>>,

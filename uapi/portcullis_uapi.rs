@@ -2,9 +2,9 @@
 
 //! Wire protocol between `portcullis.ko` and user space.
 //!
-//! This file is the only definition of the generic netlink family: the kernel
-//! module includes it as a Rust module, the user-space crates include it with
-//! `#[path]`, and `scripts/gen-uapi-header` turns it into the C header that
+//! This file is the only definition of the generic netlink family. The kernel
+//! module includes it as a Rust module and the user-space crates include it
+//! with `#[path]`. `scripts/gen-uapi-header` turns it into the C header that
 //! the module's glue code uses. Keep to the `pub const NAME: TYPE = VALUE;`
 //! form inside flat `pub mod` blocks, because the generator reads only that.
 //!
@@ -159,7 +159,7 @@ pub mod verdict {
     pub const DENY: u8 = 1;
 }
 
-/// Why a decision was made.
+/// Reasons for a decision.
 pub mod reason {
     /// The digest is in the policy.
     pub const APPROVED: u8 = 0;

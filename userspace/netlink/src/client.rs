@@ -338,7 +338,7 @@ impl EventStream {
         socket.bind_auto()?;
         socket.add_membership(family.events_group)?;
         // A burst of execs must not overflow the socket while the reader
-        // writes its log; 4 MiB holds several thousand events.
+        // writes its log. 4 MiB has room for several thousand events.
         socket.set_rx_buf_sz(4 * 1024 * 1024)?;
         Ok(EventStream {
             socket,
